@@ -1,0 +1,43 @@
+# Two commands for a fresh machine (see README):
+#   make synth   set up .venv and node_modules when missing, synthesize the whole
+#                environment (embedded default model) into cdk.out
+#   make test    set up when missing, run the whole test suite
+# Pass CDK options through ARGS, e.g.  make synth ARGS="-c model=deepseek-r1"
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+# No credentials, no instance-metadata probing, no telemetry, no Node 20 end-of-life banner.
+export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: setup synth test bench clean
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+synth: setup
+	$(CDK) synth --all --quiet --no-notices $(ARGS)
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+bench: setup
+	$(PY) scripts/bench_synth.py $(ARGS)
+
+clean:
+	rm -rf cdk.out .pytest_cache

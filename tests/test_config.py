@@ -1,0 +1,109 @@
+"""Context parsing: every `-c` key is validated at synth time with a message that names
+the key, the bad value and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vllm_eks.config import CONTEXT_KEYS, ConfigError, EnvironmentConfig
+from vllm_eks.models import CapacityType, PlanError, UnknownModelError
+
+
+def parse(**context) -> EnvironmentConfig:
+    return EnvironmentConfig.from_context(context.get)
+
+
+def test_defaults():
+    config = parse()
+    assert config.region == "us-east-1"
+    assert config.account is None
+    assert config.network.availability_zones == ("us-east-1a", "us-east-1b", "us-east-1c")
+    assert config.network.nat_gateways == 3
+    assert config.cluster.api_allowed_cidrs == ()
+    assert config.cluster.system_nodes == 2
+    assert config.plan.capacity is CapacityType.ON_DEMAND
+
+
+def test_cli_strings_are_converted():
+    config = parse(model="deepseek-r1-distill-qwen-32b", tensor_parallel="4",
+                   max_model_len="8192", capacity="spot", nat_gateways="1",
+                   api_allowed_cidrs="203.0.113.0/24, 198.51.100.7/32", region="eu-west-1",
+                   account="123456789012", gpu_nodes_min="0", gpu_nodes_max="3")
+    assert config.plan.tensor_parallel == 4
+    assert config.plan.max_model_len == 8192
+    assert config.plan.capacity is CapacityType.SPOT
+    assert config.network.nat_gateways == 1
+    assert config.network.availability_zones[0] == "eu-west-1a"
+    assert config.cluster.api_allowed_cidrs == ("203.0.113.0/24", "198.51.100.7/32")
+    assert (config.cluster.gpu_nodes_min, config.cluster.gpu_nodes_max) == (0, 3)
+
+
+def test_cdk_json_values_may_be_typed():
+    config = parse(max_model_len=4096, api_allowed_cidrs=["10.1.0.0/16"])
+    assert config.plan.max_model_len == 4096
+    assert config.cluster.api_allowed_cidrs == ("10.1.0.0/16",)
+
+
+def test_every_context_key_is_documented_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [key for key in CONTEXT_KEYS if f"`{key}`" not in readme]
+    assert not missing, f"README does not document: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("context", "error", "message"),
+    [
+        ({"model": "llama"}, UnknownModelError,
+         r"unknown model 'llama'; pass -c model=<one of: deepseek-r1, "),
+        ({"tensor_parallel": "3"}, PlanError,
+         r"tensor_parallel=3 is invalid for deepseek-r1-distill-llama-8b: it must divide the "
+         r"32 attention heads"),
+        ({"model": "deepseek-r1", "instance_type": "g5.xlarge"}, PlanError,
+         r"(?s)no single-node placement fits deepseek-r1: it needs about \d+ GB"),
+        ({"api_allowed_cidrs": "10.0.0.300/24"}, ConfigError,
+         r"-c api_allowed_cidrs: '10.0.0.300/24' is not a valid IPv4 CIDR"),
+        ({"api_allowed_cidrs": "10.0.0.1/24"}, ConfigError,
+         r"'10.0.0.1/24' is not a valid IPv4 CIDR \(10.0.0.1/24 has host bits set\)"),
+        ({"vpc_cidr": "banana"}, ConfigError, r"-c vpc_cidr: 'banana' is not a valid IPv4"),
+        ({"vpc_cidr": "10.0.0.0/24"}, ConfigError, r"vpc_cidr=10.0.0.0/24 is too small"),
+        ({"max_model_len": "32k"}, ConfigError,
+         r"-c max_model_len='32k' is not a whole number; pass e.g. -c max_model_len="),
+        ({"max_model_len": "100"}, ConfigError, r"-c max_model_len=100 must be at least 256"),
+        ({"tensor_parallel": "two"}, ConfigError, r"-c tensor_parallel='two' is not a whole"),
+        ({"min_concurrency": "0"}, ConfigError, r"-c min_concurrency=0 must be at least 1"),
+        ({"gpu_memory_utilization": "high"}, ConfigError,
+         r"-c gpu_memory_utilization='high' is not a number"),
+        ({"gpu_memory_utilization": "1.5"}, ConfigError, r"must be between 0 and 1"),
+        ({"capacity": "reserved"}, ConfigError,
+         r"-c capacity='reserved' is not a capacity type; pass -c capacity=<one of: "
+         r"on-demand, spot>"),
+        ({"instance_type": "G6E XLARGE"}, ConfigError, r"is not an EC2 instance type"),
+        ({"account": "1234"}, ConfigError, r"-c account='1234' must be a 12-digit"),
+        ({"region": "mars-1"}, ConfigError, r"-c region='mars-1' is not an AWS region"),
+        ({"availability_zones": "us-east-1a,us-east-1b"}, ConfigError,
+         r"must name three distinct zones"),
+        ({"availability_zones": "us-east-1a,us-east-1b,eu-west-1c"}, ConfigError,
+         r"'eu-west-1c' is not a zone of region us-east-1"),
+        ({"nat_gateways": "4"}, ConfigError, r"-c nat_gateways=4: at most one per AZ"),
+        ({"nat_gateways": "0"}, ConfigError, r"-c nat_gateways=0 must be at least 1"),
+        ({"cluster_name": "-bad"}, ConfigError, r"-c cluster_name='-bad' must start with"),
+        ({"admin_role_arn": "arn:aws:iam::123:user/me"}, ConfigError,
+         r"-c admin_role_arn='arn:aws:iam::123:user/me' is not an IAM role ARN"),
+        ({"system_nodes": "1"}, ConfigError, r"-c system_nodes=1 must be at least 2"),
+        ({"gpu_nodes_min": "3", "gpu_nodes_max": "2"}, ConfigError,
+         r"-c gpu_nodes_max=2 is below -c gpu_nodes_min=3"),
+    ],
+)
+def test_bad_input_fails_with_a_clear_message(context, error, message):
+    with pytest.raises(error, match=message):
+        parse(**context)
+
+
+def test_every_catalog_model_is_listed_in_the_readme():
+    from vllm_eks.models.catalog import BUILT_IN_MODELS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [m.key for m in BUILT_IN_MODELS if f"`{m.key}`" not in readme]
+    assert not missing, f"README does not list: {missing}"

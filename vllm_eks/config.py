@@ -1,0 +1,280 @@
+"""Typed configuration of one environment, and its parsing from CDK context.
+
+`app.py` is the only place that reads context; it hands the raw values to
+`EnvironmentConfig.from_context`, which validates every key and fails at synth time
+with a message that names the key, the bad value and the fix. A pipeline stage builds
+the same `EnvironmentConfig` from its committed settings instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import (
+    DEFAULT_MODEL_KEY,
+    CapacityType,
+    DeploymentPlan,
+    PlanRequest,
+    get_model,
+    plan,
+)
+from .models.planner import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_MIN_CONCURRENCY
+
+
+class ConfigError(ValueError):
+    """A context value is malformed or inconsistent."""
+
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+# Every key `-c` accepts, with a one-line meaning; the README lists the same keys.
+CONTEXT_KEYS: dict[str, str] = {
+    "model": "catalog key of the model to serve",
+    "instance_type": "pin the GPU instance type (default: the planner's cheapest fit)",
+    "tensor_parallel": "pin the tensor-parallel size (GPUs per replica)",
+    "max_model_len": "context length to serve (default: the model's default)",
+    "min_concurrency": "sequences at full context the KV cache must hold (default 8)",
+    "gpu_memory_utilization": "fraction of GPU memory vLLM may use (default 0.90)",
+    "capacity": "GPU capacity type: on-demand (default) or spot",
+    "account": "AWS account ID to deploy to (default: the CLI's credentials)",
+    "region": "AWS region (default us-east-1)",
+    "availability_zones": "three comma-separated AZ names (default <region>a,b,c)",
+    "vpc_cidr": "VPC CIDR block (default 10.0.0.0/16)",
+    "nat_gateways": "NAT gateways: 3 = one per AZ (default), 1 for dev",
+    "cluster_name": "EKS cluster name (default vllm-eks)",
+    "api_allowed_cidrs": "comma-separated CIDRs allowed to the public API endpoint "
+    "(default none: private endpoint only)",
+    "admin_role_arn": "IAM role granted cluster-admin through an access entry",
+    "system_instance_type": "instance type of the system node group (default m7i.xlarge)",
+    "system_nodes": "system node group size (default 2, minimum 2)",
+    "gpu_nodes_min": "GPU node group minimum size (default 1)",
+    "gpu_nodes_max": "GPU node group maximum size (default 2)",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """The VPC: CIDR, the three AZs it spans, and how many NAT gateways."""
+
+    cidr: str = "10.0.0.0/16"
+    availability_zones: tuple[str, ...] = ("us-east-1a", "us-east-1b", "us-east-1c")
+    nat_gateways: int = 3  # one per AZ: an AZ outage does not cut the others' egress
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """The EKS cluster and its managed node groups."""
+
+    name: str = "vllm-eks"
+    # Empty: the API endpoint is private only (reachable from the VPC).
+    api_allowed_cidrs: tuple[str, ...] = ()
+    admin_role_arn: str | None = None  # None: only the deploying CloudFormation role is admin
+    system_instance_type: str = "m7i.xlarge"
+    system_nodes: int = 2
+    gpu_nodes_min: int = 1
+    gpu_nodes_max: int = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig:
+    """Everything one environment (a CLI deploy or a pipeline stage) is built from."""
+
+    plan: DeploymentPlan
+    account: str | None = None  # None: resolved by the CLI from its credentials
+    region: str = "us-east-1"
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> "EnvironmentConfig":
+        """Build and validate a config from a context getter (`node.try_get_context`)."""
+        return _parse(_ContextReader(get))
+
+
+class _ContextReader:
+    """Reads context values, which are strings from `-c` and JSON values from cdk.json."""
+
+    def __init__(self, get: Callable[[str], Any]):
+        self._get = get
+
+    def raw(self, key: str) -> Any:
+        if key not in CONTEXT_KEYS:  # a guard for our own code, not user input
+            raise KeyError(f"context key {key!r} is not declared in CONTEXT_KEYS")
+        value = self._get(key)
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self.raw(key)
+        return default if value is None else str(value)
+
+    def integer(self, key: str, default: int | None, *, minimum: int = 1) -> int | None:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not re.fullmatch(r"\d+", str(value)):
+            raise ConfigError(
+                f"-c {key}={value!r} is not a whole number; pass e.g. -c {key}="
+                f"{default if default is not None else minimum}"
+            )
+        number = int(str(value))
+        if number < minimum:
+            raise ConfigError(f"-c {key}={number} must be at least {minimum}")
+        return number
+
+    def fraction(self, key: str, default: float) -> float:
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"-c {key}={value!r} is not a number; pass a fraction such as -c {key}={default}"
+            ) from None
+        if not 0 < number < 1:
+            raise ConfigError(f"-c {key}={number} must be between 0 and 1, e.g. {default}")
+        return number
+
+    def string_list(self, key: str) -> tuple[str, ...]:
+        value = self.raw(key)
+        if value is None:
+            return ()
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _parse(ctx: _ContextReader) -> EnvironmentConfig:
+    region = ctx.string("region", "us-east-1")
+    if not _REGION.match(region):
+        raise ConfigError(f"-c region={region!r} is not an AWS region name such as us-east-1")
+    account = ctx.string("account")
+    if account is not None and not _ACCOUNT.match(account):
+        raise ConfigError(f"-c account={account!r} must be a 12-digit AWS account ID")
+    return EnvironmentConfig(
+        plan=_parse_plan(ctx),
+        account=account,
+        region=region,
+        network=_parse_network(ctx, region),
+        cluster=_parse_cluster(ctx),
+    )
+
+
+def _parse_plan(ctx: _ContextReader) -> DeploymentPlan:
+    capacity_value = ctx.string("capacity", CapacityType.ON_DEMAND.value)
+    try:
+        capacity = CapacityType(capacity_value)
+    except ValueError:
+        raise ConfigError(
+            f"-c capacity={capacity_value!r} is not a capacity type; pass -c capacity="
+            f"<one of: {', '.join(c.value for c in CapacityType)}>"
+        ) from None
+    instance_type = ctx.string("instance_type")
+    if instance_type is not None and not _INSTANCE_TYPE.match(instance_type):
+        raise ConfigError(
+            f"-c instance_type={instance_type!r} is not an EC2 instance type such as g6e.xlarge"
+        )
+    return plan(
+        PlanRequest(
+            model=get_model(ctx.string("model", DEFAULT_MODEL_KEY)),
+            instance_type=instance_type,
+            tensor_parallel=ctx.integer("tensor_parallel", None),
+            max_model_len=ctx.integer("max_model_len", None, minimum=256),
+            min_concurrency=ctx.integer("min_concurrency", DEFAULT_MIN_CONCURRENCY),
+            gpu_memory_utilization=ctx.fraction(
+                "gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION
+            ),
+            capacity=capacity,
+        )
+    )
+
+
+def _parse_network(ctx: _ContextReader, region: str) -> NetworkConfig:
+    cidr = ctx.string("vpc_cidr", NetworkConfig.cidr)
+    network = _cidr("vpc_cidr", cidr)
+    if network.prefixlen > 18:
+        raise ConfigError(
+            f"-c vpc_cidr={cidr} is too small: pods take VPC addresses (VPC CNI), so the VPC "
+            "needs at least a /18; pass e.g. -c vpc_cidr=10.0.0.0/16"
+        )
+    zones = ctx.string_list("availability_zones") or tuple(f"{region}{s}" for s in "abc")
+    if len(zones) != 3 or len(set(zones)) != 3:
+        raise ConfigError(
+            f"-c availability_zones={','.join(zones)!r} must name three distinct zones, "
+            f"e.g. {region}a,{region}b,{region}c"
+        )
+    for zone in zones:
+        if not (zone.startswith(region) and re.fullmatch(r"[a-z]", zone[len(region):])):
+            raise ConfigError(
+                f"-c availability_zones: {zone!r} is not a zone of region {region}; "
+                f"pass names such as {region}a"
+            )
+    nat_gateways = ctx.integer("nat_gateways", 3)
+    if nat_gateways > 3:
+        raise ConfigError(
+            f"-c nat_gateways={nat_gateways}: at most one per AZ (3); pass 3, or 1 for dev"
+        )
+    return NetworkConfig(cidr=str(network), availability_zones=zones, nat_gateways=nat_gateways)
+
+
+def _parse_cluster(ctx: _ContextReader) -> ClusterConfig:
+    defaults = ClusterConfig()
+    name = ctx.string("cluster_name", defaults.name)
+    if not _CLUSTER_NAME.match(name):
+        raise ConfigError(
+            f"-c cluster_name={name!r} must start with a letter or digit and hold only "
+            "letters, digits, '-' and '_' (at most 100 characters)"
+        )
+    cidrs = tuple(str(_cidr("api_allowed_cidrs", c)) for c in ctx.string_list("api_allowed_cidrs"))
+    admin_role_arn = ctx.string("admin_role_arn")
+    if admin_role_arn is not None and not _ROLE_ARN.match(admin_role_arn):
+        raise ConfigError(
+            f"-c admin_role_arn={admin_role_arn!r} is not an IAM role ARN; pass "
+            "arn:aws:iam::<12-digit account>:role/<name>"
+        )
+    system_instance_type = ctx.string("system_instance_type", defaults.system_instance_type)
+    if not _INSTANCE_TYPE.match(system_instance_type):
+        raise ConfigError(
+            f"-c system_instance_type={system_instance_type!r} is not an EC2 instance type "
+            "such as m7i.xlarge"
+        )
+    system_nodes = ctx.integer("system_nodes", defaults.system_nodes, minimum=2)
+    gpu_min = ctx.integer("gpu_nodes_min", defaults.gpu_nodes_min, minimum=0)
+    gpu_max = ctx.integer("gpu_nodes_max", max(defaults.gpu_nodes_max, gpu_min))
+    if gpu_max < gpu_min:
+        raise ConfigError(
+            f"-c gpu_nodes_max={gpu_max} is below -c gpu_nodes_min={gpu_min}; raise the maximum"
+        )
+    return ClusterConfig(
+        name=name,
+        api_allowed_cidrs=cidrs,
+        admin_role_arn=admin_role_arn,
+        system_instance_type=system_instance_type,
+        system_nodes=system_nodes,
+        gpu_nodes_min=gpu_min,
+        gpu_nodes_max=gpu_max,
+    )
+
+
+def _cidr(key: str, value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise ConfigError(
+            f"-c {key}: {value!r} is not a valid IPv4 CIDR ({error}); pass e.g. 203.0.113.0/24"
+        ) from None
+
+
+def context_keys_help() -> Mapping[str, str]:
+    """The accepted `-c` keys and their meanings (for the README and error messages)."""
+    return dict(CONTEXT_KEYS)

@@ -1,0 +1,295 @@
+"""GpuCluster: EKS with a Bottlerocket system node group and a Bottlerocket NVIDIA GPU
+node group sized by the deployment plan."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from .. import versions
+from ..config import ClusterConfig
+from ..models import CapacityType, DeploymentPlan
+from ..models.profile import GIB
+from ..nag import acknowledge
+
+GPU_TAINT_KEY = "nvidia.com/gpu"
+NODE_ROLE_LABEL = "vllm-eks.io/node-role"
+
+# Bottlerocket keeps its OS on /dev/xvda and container images and ephemeral storage on the
+# data volume /dev/xvdb. A managed node group's diskSize resizes the root device, not the
+# data volume, so both are sized in a launch template.
+BOTTLEROCKET_OS_VOLUME = "/dev/xvda"
+BOTTLEROCKET_DATA_VOLUME = "/dev/xvdb"
+BOTTLEROCKET_OS_VOLUME_GIB = 4
+SYSTEM_DATA_VOLUME_GIB = 50
+# The vLLM image is ~10 GB compressed and ~25 GB extracted; torch.compile and CUDA-graph
+# caches add a few GB more.
+GPU_DATA_VOLUME_BASE_GIB = 100
+
+NODE_MANAGED_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryPullOnly",
+    "AmazonSSMManagedInstanceCore",  # Bottlerocket's control container is reached via SSM
+)
+
+
+def gpu_data_volume_gib(plan: DeploymentPlan) -> int:
+    """Data volume for a GPU node: the image and caches, plus room for one copy of the
+    weights so that downloading from Hugging Face at start (`model_source=hf`) fits."""
+    weights_gib = plan.model.weight_bytes / GIB
+    return int(math.ceil((GPU_DATA_VOLUME_BASE_GIB + weights_gib) / 50) * 50)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuClusterProps:
+    vpc: ec2.IVpc
+    config: ClusterConfig
+    plan: DeploymentPlan
+
+
+class GpuCluster(Construct):
+    """An EKS cluster (aws_eks_v2, Kubernetes from versions.py) with KMS-encrypted
+    secrets, all control-plane logs, pinned managed add-ons, a system node group and a
+    GPU node group for the planned instance type.
+
+    Hooks a subclass may override: `gpu_node_labels()` and `gpu_node_taints()`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: GpuClusterProps) -> None:
+        super().__init__(scope, construct_id)
+        self.props = props
+        config = props.config
+        self.secrets_key = kms.Key(
+            self,
+            "SecretsKey",
+            description=f"Envelope encryption of Kubernetes secrets in EKS cluster {config.name}",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        self.cluster = eks.Cluster(
+            self,
+            "Cluster",
+            cluster_name=config.name,
+            version=versions.KUBERNETES_VERSION,
+            vpc=props.vpc,
+            vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
+            # Self-managed Karpenter and managed node groups, not EKS Auto Mode.
+            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+            default_capacity=0,
+            # The managed add-ons below replace the unmanaged defaults EKS would install.
+            bootstrap_self_managed_addons=False,
+            kubectl_provider_options=eks.KubectlProviderOptions(
+                kubectl_layer=versions.KUBECTL_LAYER(self, "KubectlLayer"),
+            ),
+            secrets_encryption_key=self.secrets_key,
+            cluster_logging=[
+                eks.ClusterLoggingTypes.API,
+                eks.ClusterLoggingTypes.AUDIT,
+                eks.ClusterLoggingTypes.AUTHENTICATOR,
+                eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
+                eks.ClusterLoggingTypes.SCHEDULER,
+            ],
+            endpoint_access=self._endpoint_access(config),
+        )
+        if config.admin_role_arn:
+            self.cluster.grant_cluster_admin("AdminAccess", config.admin_role_arn)
+
+        self.node_role = self._node_role()
+        networking_addons = [self._addon("vpc-cni", {"enableNetworkPolicy": "true"}),
+                             self._addon("kube-proxy")]
+        self.system_nodegroup = self._system_nodegroup()
+        self.gpu_nodegroup = self._gpu_nodegroup()
+        for nodegroup in (self.system_nodegroup, self.gpu_nodegroup):
+            # Nodes stay NotReady (and the node group fails to create) without the CNI.
+            for addon in networking_addons:
+                nodegroup.node.add_dependency(addon)
+        # CoreDNS and the Pod Identity agent need nodes to run on before they turn ACTIVE.
+        for name in ("coredns", "eks-pod-identity-agent"):
+            self._addon(name).node.add_dependency(self.system_nodegroup)
+        self._acknowledge_nag_findings()
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def gpu_node_labels(self) -> dict[str, str]:
+        """Labels on every GPU node of the managed node group."""
+        plan = self.props.plan
+        return {
+            NODE_ROLE_LABEL: "gpu",
+            "nvidia.com/gpu.present": "true",
+            "vllm-eks.io/gpu-model": plan.chosen.instance.gpu.name.replace(" ", "-"),
+        }
+
+    def gpu_node_taints(self) -> list[eks.TaintSpec]:
+        """Taints on GPU nodes: only pods that tolerate them (vLLM) land there."""
+        return [
+            eks.TaintSpec(effect=eks.TaintEffect.NO_SCHEDULE, key=GPU_TAINT_KEY, value="true")
+        ]
+
+    # -- parts -------------------------------------------------------------------------
+
+    @staticmethod
+    def _endpoint_access(config: ClusterConfig) -> eks.EndpointAccess:
+        if not config.api_allowed_cidrs:
+            return eks.EndpointAccess.PRIVATE
+        return eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*config.api_allowed_cidrs)
+
+    def _addon(self, name: str, configuration: dict | None = None) -> eks.Addon:
+        addon = eks.Addon(
+            self,
+            "".join(part.capitalize() for part in name.split("-")) + "Addon",
+            cluster=self.cluster,
+            addon_name=name,
+            addon_version=versions.EKS_ADDON_VERSIONS[name],
+            configuration_values=configuration,
+            preserve_on_delete=False,
+        )
+        return addon
+
+    def _acknowledge_nag_findings(self) -> None:
+        for policy in NODE_MANAGED_POLICIES:
+            acknowledge(
+                self.node_role,
+                f"AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                f"{policy}]",
+                "The AWS managed policies EKS documents for worker nodes; AWS keeps them in "
+                "step with what the kubelet and the VPC CNI need.",
+            )
+        acknowledge(
+            self.cluster.role,
+            "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+            "AmazonEKSClusterPolicy]",
+            "The cluster service role must carry AmazonEKSClusterPolicy (EKS requirement).",
+        )
+        self._acknowledge_kubectl_provider()
+
+    def _acknowledge_kubectl_provider(self) -> None:
+        """The kubectl provider is aws-cdk-lib's own custom resource: its Lambda runtime,
+        execution roles and invoke permission are the library's choice, not ours."""
+        provider = self.cluster.node.find_child("KubectlProvider")
+        stack = cdk.Stack.of(self)
+        handler = provider.node.find_child("Handler")
+        has_ecr_public = stack.resolve(
+            stack.get_logical_id(handler.node.find_child("HasEcrPublic"))
+        )
+        handler_arn = stack.resolve(stack.get_logical_id(handler.node.default_child))
+        managed = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+        ecr_public = (
+            '{"Fn::If":["' + has_ecr_public + '",{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},'
+            '":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly"]]},'
+            '{"Ref":"AWS::NoValue"}]}'
+        )
+        findings = [
+            f"{managed}service-role/AWSLambdaBasicExecutionRole]",
+            f"{managed}service-role/AWSLambdaVPCAccessExecutionRole]",
+            f"{managed}AmazonEC2ContainerRegistryReadOnly]",
+            f"AwsSolutions::AwsSolutions-IAM4[Policy::{ecr_public}]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{handler_arn}.Arn>:*]",
+            "AwsSolutions::AwsSolutions-L1",
+        ]
+        for finding in findings:
+            acknowledge(
+                provider,
+                finding,
+                "aws-cdk-lib's kubectl provider (a deploy-time custom resource): its Lambda "
+                "execution roles, layer pulls and invoke permission on the handler's "
+                "versions are defined by the library.",
+            )
+
+    def _node_role(self) -> iam.Role:
+        return iam.Role(
+            self,
+            "NodeRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="EKS worker nodes (system and GPU node groups)",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(name)
+                for name in NODE_MANAGED_POLICIES
+            ],
+        )
+
+    def _launch_template(self, construct_id: str, data_volume_gib: int, *,
+                         throughput: int) -> ec2.LaunchTemplate:
+        def volume(size: int, **extra) -> ec2.BlockDeviceVolume:
+            return ec2.BlockDeviceVolume.ebs(
+                size, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3,
+                delete_on_termination=True, **extra,
+            )
+
+        return ec2.LaunchTemplate(
+            self,
+            construct_id,
+            block_devices=[
+                ec2.BlockDevice(device_name=BOTTLEROCKET_OS_VOLUME,
+                                volume=volume(BOTTLEROCKET_OS_VOLUME_GIB)),
+                ec2.BlockDevice(device_name=BOTTLEROCKET_DATA_VOLUME,
+                                volume=volume(data_volume_gib, throughput=throughput)),
+            ],
+            http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
+            # Pods use EKS Pod Identity, never the node's role: a hop limit of 1 keeps the
+            # instance metadata service out of their reach.
+            http_put_response_hop_limit=1,
+        )
+
+    def _system_nodegroup(self) -> eks.Nodegroup:
+        config = self.props.config
+        template = self._launch_template("SystemLaunchTemplate", SYSTEM_DATA_VOLUME_GIB,
+                                         throughput=125)
+        return self.cluster.add_nodegroup_capacity(
+            "SystemNodes",
+            ami_type=eks.NodegroupAmiType.BOTTLEROCKET_X86_64,
+            capacity_type=eks.CapacityType.ON_DEMAND,
+            instance_types=[ec2.InstanceType(config.system_instance_type)],
+            min_size=config.system_nodes,
+            desired_size=config.system_nodes,
+            max_size=config.system_nodes * 2,
+            # Spread over the private subnets of all three AZs.
+            subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            labels={NODE_ROLE_LABEL: "system"},
+            node_role=self.node_role,
+            launch_template_spec=eks.LaunchTemplateSpec(
+                id=template.launch_template_id, version=template.latest_version_number
+            ),
+            enable_node_auto_repair=True,
+        )
+
+    def _gpu_nodegroup(self) -> eks.Nodegroup:
+        config = self.props.config
+        plan = self.props.plan
+        template = self._launch_template("GpuLaunchTemplate", gpu_data_volume_gib(plan),
+                                         throughput=500)
+        nodegroup = self.cluster.add_nodegroup_capacity(
+            "GpuNodes",
+            ami_type=eks.NodegroupAmiType.BOTTLEROCKET_X86_64_NVIDIA,
+            capacity_type=(
+                eks.CapacityType.SPOT if plan.capacity is CapacityType.SPOT
+                else eks.CapacityType.ON_DEMAND
+            ),
+            min_size=config.gpu_nodes_min,
+            desired_size=config.gpu_nodes_min,
+            max_size=config.gpu_nodes_max,
+            subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            labels=self.gpu_node_labels(),
+            taints=self.gpu_node_taints(),
+            node_role=self.node_role,
+            launch_template_spec=eks.LaunchTemplateSpec(
+                id=template.launch_template_id, version=template.latest_version_number
+            ),
+            enable_node_auto_repair=True,
+            # Replace one GPU node at a time: a vLLM replica takes minutes to load.
+            max_unavailable=1,
+        )
+        # Set through the L1 resource: aws-cdk-lib 2.275's GPU-family list (used to check
+        # the AMI type against instance_types) lacks p5/p5e/p5en and rejects
+        # BOTTLEROCKET_x86_64_NVIDIA for them.
+        cfn_nodegroup = nodegroup.node.default_child
+        cfn_nodegroup.add_property_override("InstanceTypes", [plan.instance_type])
+        return nodegroup
+

@@ -1,0 +1,327 @@
+"""The planner: the cheapest single-node GPU placement that serves a model.
+
+A placement is (instance type, tensor-parallel size). It fits when, on each of the TP
+GPUs, the model's shard of the weights, its share of the KV cache for `min_concurrency`
+sequences at `max_model_len`, and a fixed per-GPU reserve for activations and the CUDA
+context stay under `gpu_memory_utilization` of the GPU's memory. Among placements that
+fit, the cheapest instance wins; on a tie, fewer GPUs, then the larger KV-cache headroom.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .instances import GPU_INSTANCES, PRICE_REGION, PRICES_CHECKED, GpuInstance
+from .profile import GB, GIB, ModelProfile
+
+# Memory vLLM needs on each GPU besides weights and KV cache: activations of the profiling
+# forward pass, CUDA graphs, NCCL buffers and the CUDA context. 1.5 GiB holds for the
+# batch sizes vLLM captures by default on these GPUs.
+ACTIVATION_RESERVE_BYTES_PER_GPU = int(1.5 * GIB)
+
+DEFAULT_MIN_CONCURRENCY = 8
+
+# Fallback instance types (used when the chosen type is short of capacity) are limited to
+# placements within this factor of the chosen price, and to this many: a shortage of
+# g6e.xlarge should not silently put an 8B model on a $60/hour node.
+FALLBACK_MAX_PRICE_FACTOR = 3.0
+FALLBACK_MAX_COUNT = 5
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
+
+
+class CapacityType(enum.Enum):
+    """Where GPU nodes come from."""
+
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+
+
+class PlanError(ValueError):
+    """No placement satisfies the model and the pins; the message says what was tried."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanRequest:
+    """What to plan: a model plus optional pins. None means "let the planner choose"."""
+
+    model: ModelProfile
+    instance_type: str | None = None
+    tensor_parallel: int | None = None
+    max_model_len: int | None = None  # None: the profile's default_max_model_len
+    min_concurrency: int = DEFAULT_MIN_CONCURRENCY
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+    capacity: CapacityType = CapacityType.ON_DEMAND
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placement:
+    """One candidate: a model on `tensor_parallel` GPUs of one instance."""
+
+    model: ModelProfile
+    instance: GpuInstance
+    tensor_parallel: int
+    max_model_len: int
+    gpu_memory_utilization: float
+
+    @property
+    def usable_bytes(self) -> int:
+        """GPU memory vLLM may use for weights + KV cache across the TP GPUs."""
+        per_gpu = self.instance.gpu.memory_bytes * self.gpu_memory_utilization
+        return int(self.tensor_parallel * (per_gpu - ACTIVATION_RESERVE_BYTES_PER_GPU))
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        """Memory left for the KV cache once the weights are loaded (may be negative)."""
+        return self.usable_bytes - self.model.weight_bytes
+
+    @property
+    def bytes_per_full_sequence(self) -> int:
+        return self.model.kv_cache_bytes_per_sequence(self.max_model_len, self.tensor_parallel)
+
+    @property
+    def max_concurrent_sequences(self) -> int:
+        """How many sequences of max_model_len tokens the KV cache holds at once."""
+        return max(0, self.kv_cache_bytes // self.bytes_per_full_sequence)
+
+    @property
+    def usd_per_hour(self) -> float | None:
+        return self.instance.on_demand_usd_per_hour
+
+    @property
+    def cost_text(self) -> str:
+        if self.usd_per_hour is None:
+            return "no public on-demand price (Capacity Blocks / Savings Plans)"
+        return f"${self.usd_per_hour:.2f}/hour per node"
+
+    def fits(self, min_concurrency: int) -> bool:
+        return self.max_concurrent_sequences >= min_concurrency
+
+    def sort_key(self) -> tuple:
+        price = self.usd_per_hour if self.usd_per_hour is not None else float("inf")
+        return (price, self.tensor_parallel, -self.kv_cache_bytes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeploymentPlan:
+    """The chosen placement plus every other placement that also fits (cheapest first),
+    which later layers use as fallbacks when the chosen type is short of capacity."""
+
+    chosen: Placement
+    alternatives: tuple[Placement, ...]
+    capacity: CapacityType
+    min_concurrency: int
+
+    @property
+    def model(self) -> ModelProfile:
+        return self.chosen.model
+
+    @property
+    def instance_type(self) -> str:
+        return self.chosen.instance.instance_type
+
+    @property
+    def gpus(self) -> int:
+        """GPUs one vLLM replica requests (its tensor-parallel size)."""
+        return self.chosen.tensor_parallel
+
+    @property
+    def tensor_parallel(self) -> int:
+        return self.chosen.tensor_parallel
+
+    @property
+    def replicas_per_node(self) -> int:
+        """vLLM replicas one node of the chosen type holds (GPUs / TP)."""
+        return self.chosen.instance.gpu_count // self.chosen.tensor_parallel
+
+    @property
+    def max_model_len(self) -> int:
+        return self.chosen.max_model_len
+
+    @property
+    def gpu_memory_utilization(self) -> float:
+        return self.chosen.gpu_memory_utilization
+
+    def summary(self) -> str:
+        """The short plan synth prints."""
+        c = self.chosen
+        gpu = c.instance.gpu
+        return (
+            f"vllm-eks plan: model {c.model.key} ({c.model.hf_id})\n"
+            f"  instance   {c.instance.instance_type} ({self.capacity.value}), "
+            f"{c.tensor_parallel} of {c.instance.gpu_count} x {gpu.name} {gpu.marketing_gb} GB, "
+            f"TP {c.tensor_parallel}\n"
+            f"  memory     weights {c.model.weight_bytes / GB:.1f} GB, "
+            f"KV cache {c.kv_cache_bytes / GB:.1f} GB "
+            f"at gpu_memory_utilization {c.gpu_memory_utilization:.2f}\n"
+            f"  context    max_model_len {c.max_model_len}: "
+            f"{c.max_concurrent_sequences} concurrent sequences at full context "
+            f"(minimum {self.min_concurrency})\n"
+            f"  cost       {c.cost_text} "
+            f"({PRICE_REGION} on-demand list price of {PRICES_CHECKED})"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready record of the plan (published into the cluster and stack outputs)."""
+        c = self.chosen
+        return {
+            "model": c.model.key,
+            "huggingFaceId": c.model.hf_id,
+            "instanceType": c.instance.instance_type,
+            "capacityType": self.capacity.value,
+            "gpuModel": c.instance.gpu.name,
+            "gpus": c.tensor_parallel,
+            "tensorParallel": c.tensor_parallel,
+            "maxModelLen": c.max_model_len,
+            "gpuMemoryUtilization": c.gpu_memory_utilization,
+            "weightsGB": round(c.model.weight_bytes / GB, 1),
+            "kvCacheGB": round(c.kv_cache_bytes / GB, 1),
+            "maxConcurrentSequences": c.max_concurrent_sequences,
+            "usdPerHour": c.usd_per_hour,
+            "fallbackInstanceTypes": [p.instance.instance_type for p in self.alternatives],
+        }
+
+
+def _tensor_parallel_options(model: ModelProfile, instance: GpuInstance) -> list[int]:
+    return [
+        tp for tp in range(1, instance.gpu_count + 1) if model.valid_tensor_parallel(tp)
+    ]
+
+
+def _validate_request(request: PlanRequest) -> int:
+    model = request.model
+    max_model_len = request.max_model_len or model.default_max_model_len
+    if max_model_len < 1:
+        raise PlanError(f"max_model_len={max_model_len} must be a positive number of tokens")
+    if max_model_len > model.max_position_embeddings:
+        raise PlanError(
+            f"max_model_len={max_model_len} exceeds what {model.key} supports "
+            f"({model.max_position_embeddings} tokens); pass -c max_model_len=<= "
+            f"{model.max_position_embeddings}"
+        )
+    if not 0.1 <= request.gpu_memory_utilization <= 0.98:
+        raise PlanError(
+            f"gpu_memory_utilization={request.gpu_memory_utilization} is outside 0.10-0.98; "
+            "vLLM needs headroom for the CUDA context (default 0.90)"
+        )
+    if request.min_concurrency < 1:
+        raise PlanError(f"min_concurrency={request.min_concurrency} must be at least 1")
+    if request.instance_type is not None and request.instance_type not in GPU_INSTANCES:
+        raise PlanError(
+            f"unknown instance_type {request.instance_type!r}; pass -c instance_type=<one of: "
+            f"{', '.join(GPU_INSTANCES)}>"
+        )
+    if (
+        request.instance_type is not None
+        and request.capacity is CapacityType.SPOT
+        and not GPU_INSTANCES[request.instance_type].spot
+    ):
+        raise PlanError(
+            f"instance_type {request.instance_type!r} has no spot offering; pass "
+            "-c capacity=on-demand, or drop -c instance_type to let the planner choose"
+        )
+    tp = request.tensor_parallel
+    if tp is not None and not model.valid_tensor_parallel(tp):
+        valid = [t for t in (1, 2, 4, 8) if model.valid_tensor_parallel(t)]
+        raise PlanError(
+            f"tensor_parallel={tp} is invalid for {model.key}: it must divide the "
+            f"{model.num_attention_heads} attention heads"
+            + (
+                f" and split or replicate the {model.num_kv_heads} KV heads evenly"
+                if model.num_kv_heads != model.num_attention_heads
+                else ""
+            )
+            + f"; pass -c tensor_parallel=<one of: {', '.join(map(str, valid))}>"
+        )
+    return max_model_len
+
+
+def candidate_placements(request: PlanRequest) -> list[Placement]:
+    """Every (instance, TP) the pins allow, fitting or not, cheapest first."""
+    max_model_len = _validate_request(request)
+    instances = (
+        [GPU_INSTANCES[request.instance_type]]
+        if request.instance_type
+        else list(GPU_INSTANCES.values())
+    )
+    if request.capacity is CapacityType.SPOT:
+        instances = [i for i in instances if i.spot]
+    placements = [
+        Placement(
+            model=request.model,
+            instance=instance,
+            tensor_parallel=tp,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=request.gpu_memory_utilization,
+        )
+        for instance in instances
+        for tp in _tensor_parallel_options(request.model, instance)
+        if request.tensor_parallel in (None, tp)
+    ]
+    return sorted(placements, key=Placement.sort_key)
+
+
+def plan(request: PlanRequest) -> DeploymentPlan:
+    """Choose the cheapest placement that fits; raise PlanError naming what was tried."""
+    candidates = candidate_placements(request)
+    fitting = [p for p in candidates if p.fits(request.min_concurrency)]
+    # An instance without a public on-demand price is chosen only when pinned; it may
+    # still serve as a fallback for capacity the account has reserved.
+    choosable = [p for p in fitting if request.instance_type or p.usd_per_hour is not None]
+    if not choosable:
+        raise PlanError(_no_fit_message(request, candidates))
+    chosen = choosable[0]
+    fitting.remove(chosen)
+    fitting.insert(0, chosen)
+    return DeploymentPlan(
+        chosen=chosen,
+        alternatives=_fallbacks(chosen, fitting[1:]),
+        capacity=request.capacity,
+        min_concurrency=request.min_concurrency,
+    )
+
+
+def _fallbacks(chosen: Placement, fitting: list[Placement]) -> tuple[Placement, ...]:
+    """One placement per other instance type (its smallest fitting TP), cheapest first,
+    no dearer than FALLBACK_MAX_PRICE_FACTOR x the chosen one. Unpriced (Capacity Block)
+    types of the same GPU count qualify: an account may hold reservations for them."""
+    ceiling = (chosen.usd_per_hour or float("inf")) * FALLBACK_MAX_PRICE_FACTOR
+    seen = {chosen.instance.instance_type}
+    alternatives: list[Placement] = []
+    for placement in fitting:
+        price = placement.usd_per_hour
+        affordable = price <= ceiling if price is not None else (
+            placement.instance.gpu_count == chosen.instance.gpu_count
+        )
+        if placement.instance.instance_type not in seen and affordable:
+            seen.add(placement.instance.instance_type)
+            alternatives.append(placement)
+    return tuple(alternatives[:FALLBACK_MAX_COUNT])
+
+
+def _no_fit_message(request: PlanRequest, candidates: list[Placement]) -> str:
+    model = request.model
+    max_model_len = candidates[0].max_model_len if candidates else request.max_model_len
+    kv_one = model.kv_cache_bytes_per_sequence(max_model_len or 1, 1)
+    need = model.weight_bytes + request.min_concurrency * kv_one
+    lines = [
+        f"no single-node placement fits {model.key}: it needs about {need / GB:.0f} GB of GPU "
+        f"memory ({model.weight_bytes / GB:.1f} GB weights + KV cache for "
+        f"{request.min_concurrency} sequences x {max_model_len} tokens) under "
+        f"gpu_memory_utilization {request.gpu_memory_utilization}.",
+    ]
+    if candidates:
+        lines.append("Tried (instance, TP: memory available for weights + KV cache):")
+        by_capacity = sorted(candidates, key=lambda p: -p.usable_bytes)[:8]
+        lines += [
+            f"  {p.instance.instance_type}, TP {p.tensor_parallel}: {p.usable_bytes / GB:.0f} GB"
+            f" -> {p.max_concurrent_sequences} sequences"
+            for p in by_capacity
+        ]
+    else:
+        lines.append("No instance type in the catalog matched the pins.")
+    lines.append(
+        "Fix: drop -c instance_type / -c tensor_parallel to let the planner choose, "
+        "lower -c max_model_len, or lower -c min_concurrency."
+    )
+    return "\n".join(lines)

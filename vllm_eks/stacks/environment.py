@@ -1,0 +1,53 @@
+"""The one function that builds an environment's stacks, for the CLI app and for a
+pipeline Stage alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from ..config import EnvironmentConfig
+from .cluster_stack import ClusterStack
+from .network_stack import NetworkStack
+from .prod_stack import ProdStack
+
+# Stack IDs are an external contract (CloudFormation stack names): never rename them.
+NETWORK_STACK_ID = "VllmNetworkStack"
+CLUSTER_STACK_ID = "VllmClusterStack"
+PROD_STACK_ID = "VllmProdStack"
+
+
+@dataclass(frozen=True)
+class EnvironmentStacks:
+    network: NetworkStack
+    cluster: ClusterStack
+    prod: ProdStack
+
+    def all(self) -> tuple[cdk.Stack, ...]:
+        return (self.network, self.cluster, self.prod)
+
+
+def build_environment(scope: Construct, config: EnvironmentConfig) -> EnvironmentStacks:
+    """Create the environment's stacks in `scope` (a cdk.App or a cdk.Stage)."""
+    env = cdk.Environment(account=config.account, region=config.region)
+    network = NetworkStack(
+        scope, NETWORK_STACK_ID, config=config, env=env,
+        description="vllm-eks network: VPC over three AZs, NAT, endpoints, flow logs",
+    )
+    cluster = ClusterStack(
+        scope, CLUSTER_STACK_ID, config=config, env=env, vpc=network.network.vpc,
+        description="vllm-eks cluster: EKS, Bottlerocket system and GPU node groups, add-ons",
+    )
+    prod = ProdStack(
+        scope, PROD_STACK_ID, config=config, env=env, cluster=cluster.gpu_cluster.cluster,
+        description=f"vllm-eks workloads: serving {config.plan.model.key}",
+    )
+    # Explicit, so `cdk deploy VllmProdStack` deploys everything even where no reference
+    # links two stacks.
+    cluster.add_stack_dependency(network)
+    prod.add_stack_dependency(cluster)
+    for stack in (network, cluster, prod):
+        cdk.Tags.of(stack).add("vllm-eks:environment", config.cluster.name)
+    return EnvironmentStacks(network=network, cluster=cluster, prod=prod)

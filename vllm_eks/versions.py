@@ -1,0 +1,33 @@
+"""Every pinned version the generated infrastructure depends on, in one place.
+
+Moving to a new Kubernetes minor is a change to ``KUBERNETES_VERSION`` plus the
+matching kubectl layer / cdk8s-plus packages in ``requirements.txt`` and the add-on
+versions below. Nothing else in the package names a version.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
+
+# EKS can no longer create 1.30 (extended support ended 2026-07-23) or 1.31 (2026-11-26)
+# clusters; 1.35 is in standard support until 2027-03-27.
+KUBERNETES_MINOR = "1.35"
+KUBERNETES_VERSION = eks.KubernetesVersion.V1_35
+# The kubectl Lambda layer must match the cluster minor (client within one minor of the server).
+KUBECTL_LAYER = KubectlV35Layer
+
+# EKS managed add-ons. Unpinned add-ons get whatever EKS defaults to on deploy day, so two
+# deploys of one commit could differ. Versions published for Kubernetes 1.35 (AWS add-on
+# version tables, 2026-11); re-check with
+#   aws eks describe-addon-versions --kubernetes-version 1.35 --addon-name <name>
+EKS_ADDON_VERSIONS: dict[str, str] = {
+    "vpc-cni": "v1.22.1-eksbuild.2",
+    "coredns": "v1.14.2-eksbuild.4",
+    "kube-proxy": "v1.35.3-eksbuild.13",
+    "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
+}
+
+# vLLM server image (entrypoint `vllm serve`). Never `:latest`.
+VLLM_VERSION = "0.33.0"
+VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
