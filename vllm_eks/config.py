@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,7 +274,3 @@ def _cidr(key: str, value: str) -> ipaddress.IPv4Network:
             f"-c {key}: {value!r} is not a valid IPv4 CIDR ({error}); pass e.g. 203.0.113.0/24"
         ) from None
 
-
-def context_keys_help() -> Mapping[str, str]:
-    """The accepted `-c` keys and their meanings (for the README and error messages)."""
-    return dict(CONTEXT_KEYS)
