@@ -12,6 +12,8 @@ import pytest
 
 from vllm_eks import versions
 
+from .crd_validation import has_crd, validate_custom_resource
+
 CFN_LINT = str(Path(sys.executable).parent / "cfn-lint")
 
 # cfn-lint warnings we accept, each with its reason. Errors are never ignored.
@@ -55,7 +57,10 @@ def test_every_manifest_is_valid_kubernetes(env_fixture, request):
     assert objects, "no Kubernetes manifests were synthesized"
     kubernetes_version = f"{versions.KUBERNETES_MINOR}.0"
     for obj in objects:
-        kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+        if has_crd(obj):  # custom resources: the upstream CRD schema, strictly
+            validate_custom_resource(obj)
+        else:
+            kubernetes_validate.validate(obj, kubernetes_version, strict=True)
 
 
 def test_kubernetes_validate_rejects_unknown_fields(default_env):

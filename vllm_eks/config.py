@@ -57,6 +57,8 @@ CONTEXT_KEYS: dict[str, str] = {
     "system_nodes": "system node group size (default 2, minimum 2)",
     "gpu_nodes_min": "GPU node group minimum size (default 1)",
     "gpu_nodes_max": "GPU node group maximum size (default 2)",
+    "gpu_limit": "nvidia.com/gpu Karpenter may add in total (default: two nodes' worth)",
+    "cpu_limit": "vCPUs of Karpenter's general CPU pool (default 64)",
 }
 
 
@@ -81,6 +83,8 @@ class ClusterConfig:
     system_nodes: int = 2
     gpu_nodes_min: int = 1
     gpu_nodes_max: int = 2
+    gpu_limit: int = 0  # Karpenter GPU pool limit; 0 until parsed (two nodes' worth)
+    cpu_limit: int = 64  # Karpenter general pool limit, vCPUs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,12 +165,13 @@ def _parse(ctx: _ContextReader) -> EnvironmentConfig:
     account = ctx.string("account")
     if account is not None and not _ACCOUNT.match(account):
         raise ConfigError(f"-c account={account!r} must be a 12-digit AWS account ID")
+    plan = _parse_plan(ctx)
     return EnvironmentConfig(
-        plan=_parse_plan(ctx),
+        plan=plan,
         account=account,
         region=region,
         network=_parse_network(ctx, region),
-        cluster=_parse_cluster(ctx),
+        cluster=_parse_cluster(ctx, plan),
     )
 
 
@@ -227,7 +232,7 @@ def _parse_network(ctx: _ContextReader, region: str) -> NetworkConfig:
     return NetworkConfig(cidr=str(network), availability_zones=zones, nat_gateways=nat_gateways)
 
 
-def _parse_cluster(ctx: _ContextReader) -> ClusterConfig:
+def _parse_cluster(ctx: _ContextReader, plan: DeploymentPlan) -> ClusterConfig:
     defaults = ClusterConfig()
     name = ctx.string("cluster_name", defaults.name)
     if not _CLUSTER_NAME.match(name):
@@ -255,7 +260,18 @@ def _parse_cluster(ctx: _ContextReader) -> ClusterConfig:
         raise ConfigError(
             f"-c gpu_nodes_max={gpu_max} is below -c gpu_nodes_min={gpu_min}; raise the maximum"
         )
+    node_gpus = plan.chosen.instance.gpu_count
+    gpu_limit = ctx.integer("gpu_limit", 2 * node_gpus)
+    if gpu_limit < node_gpus:
+        raise ConfigError(
+            f"-c gpu_limit={gpu_limit} is below the {node_gpus} GPUs of one "
+            f"{plan.instance_type} node, so Karpenter could never add one; pass "
+            f"-c gpu_limit={node_gpus} or more"
+        )
+    cpu_limit = ctx.integer("cpu_limit", defaults.cpu_limit, minimum=4)
     return ClusterConfig(
+        gpu_limit=gpu_limit,
+        cpu_limit=cpu_limit,
         name=name,
         api_allowed_cidrs=cidrs,
         admin_role_arn=admin_role_arn,

@@ -31,3 +31,14 @@ EKS_ADDON_VERSIONS: dict[str, str] = {
 # vLLM server image (entrypoint `vllm serve`). Never `:latest`.
 VLLM_VERSION = "0.33.0"
 VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+
+# Karpenter: minimum 1.9 for Kubernetes 1.35. Both charts are OCI artifacts on ECR Public;
+# the CRD chart is installed separately because Helm never upgrades a chart's crds/ folder.
+KARPENTER_VERSION = "1.14.1"
+KARPENTER_CHART_REPOSITORY = "oci://public.ecr.aws/karpenter/karpenter"
+KARPENTER_CRD_CHART_REPOSITORY = "oci://public.ecr.aws/karpenter/karpenter-crd"
+
+# Bottlerocket release for Karpenter's EC2NodeClass alias (`bottlerocket@<version>`).
+# Pinned: `@latest` drifts (replaces) every node each time a new AMI ships. Karpenter
+# picks the aws-k8s-<minor>-nvidia variant of this release for GPU instance types.
+BOTTLEROCKET_VERSION = "v1.68.1"

@@ -112,8 +112,10 @@ class GpuCluster(Construct):
             for addon in networking_addons:
                 nodegroup.node.add_dependency(addon)
         # CoreDNS and the Pod Identity agent need nodes to run on before they turn ACTIVE.
-        for name in ("coredns", "eks-pod-identity-agent"):
-            self._addon(name).node.add_dependency(self.system_nodegroup)
+        self.coredns_addon = self._addon("coredns")
+        self.pod_identity_addon = self._addon("eks-pod-identity-agent")
+        for addon in (self.coredns_addon, self.pod_identity_addon):
+            addon.node.add_dependency(self.system_nodegroup)
         self._acknowledge_nag_findings()
 
     # -- hooks -------------------------------------------------------------------------

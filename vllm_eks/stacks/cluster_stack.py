@@ -8,6 +8,7 @@ from constructs import Construct
 
 from ..config import EnvironmentConfig
 from ..constructs import GpuCluster, GpuClusterProps
+from ..constructs.karpenter import Karpenter, KarpenterProps
 
 
 class ClusterStack(cdk.Stack):
@@ -20,6 +21,15 @@ class ClusterStack(cdk.Stack):
             self,
             "GpuCluster",
             props=GpuClusterProps(vpc=vpc, config=config.cluster, plan=config.plan),
+        )
+        self.karpenter = Karpenter(
+            self,
+            "Karpenter",
+            props=KarpenterProps(
+                gpu_cluster=self.gpu_cluster, plan=config.plan,
+                availability_zones=config.network.availability_zones,
+                gpu_limit=config.cluster.gpu_limit, cpu_limit=config.cluster.cpu_limit,
+            ),
         )
         cluster = self.gpu_cluster.cluster
         cdk.CfnOutput(self, "ClusterName", value=cluster.cluster_name)

@@ -1,0 +1,62 @@
+"""Validate custom resources against upstream CRD schemas, strictly.
+
+The API server's strict field validation rejects unknown fields, but a CRD's
+openAPIV3Schema does not say so: every object that lists `properties` and does not set
+`x-kubernetes-preserve-unknown-fields` gets `additionalProperties: false` here, so a
+typo such as `consolidateAfer` fails. CEL rules (`x-kubernetes-validations`) are not
+evaluated by jsonschema; the tests assert the ones that matter directly.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+CRD_DIR = Path(__file__).parent / "fixtures" / "crds"
+
+
+def _strict(schema: dict) -> dict:
+    schema = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if ("properties" in node and "additionalProperties" not in node
+                    and not node.get("x-kubernetes-preserve-unknown-fields")):
+                node["additionalProperties"] = False
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return schema
+
+
+@cache
+def _schemas() -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> strict schema, for every CRD fixture."""
+    schemas = {}
+    for path in CRD_DIR.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schemas[(f"{group}/{version['name']}", kind)] = _strict(
+                version["schema"]["openAPIV3Schema"])
+    return schemas
+
+
+def validate_custom_resource(obj: dict) -> None:
+    """Raise jsonschema.ValidationError (or KeyError for an unknown kind)."""
+    key = (obj["apiVersion"], obj["kind"])
+    if key not in _schemas():
+        raise KeyError(f"no CRD fixture for {key}; copy it into {CRD_DIR}")
+    jsonschema.validate(obj, _schemas()[key])
+
+
+def has_crd(obj: dict) -> bool:
+    return (obj["apiVersion"], obj["kind"]) in _schemas()

@@ -1,0 +1,180 @@
+"""Karpenter: GPU burst capacity on top of the managed GPU node group's baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from .. import versions
+from ..k8s_charts import render
+from ..k8s_charts.karpenter_pools import KarpenterPoolsChart, KarpenterPoolsProps
+from ..models import DeploymentPlan
+from ..nag import acknowledge
+from .cluster import NODE_MANAGED_POLICIES, NODE_ROLE_LABEL, GpuCluster, gpu_data_volume_gib
+from .karpenter_iam import controller_policy_statements, wildcard_resource_findings
+
+NAMESPACE = "kube-system"
+SERVICE_ACCOUNT = "karpenter"
+
+# EventBridge patterns Karpenter's interruption controller consumes. A misspelled
+# detail-type never matches and fails silently.
+INTERRUPTION_EVENTS: dict[str, events.EventPattern] = {
+    "HealthEvents": events.EventPattern(source=["aws.health"], detail_type=["AWS Health Event"]),
+    "SpotInterruption": events.EventPattern(
+        source=["aws.ec2"], detail_type=["EC2 Spot Instance Interruption Warning"]),
+    "RebalanceRecommendation": events.EventPattern(
+        source=["aws.ec2"], detail_type=["EC2 Instance Rebalance Recommendation"]),
+    "InstanceStateChange": events.EventPattern(
+        source=["aws.ec2"], detail_type=["EC2 Instance State-change Notification"]),
+    "CapacityReservationInterruption": events.EventPattern(
+        source=["aws.ec2"], detail_type=["EC2 Capacity Reservation Instance Interruption Warning"]),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class KarpenterProps:
+    gpu_cluster: GpuCluster
+    plan: DeploymentPlan
+    availability_zones: tuple[str, ...]
+    gpu_limit: int  # total nvidia.com/gpu Karpenter may add
+    cpu_limit: int  # total vCPUs of the general pool
+
+
+class Karpenter(Construct):
+    """The Karpenter controller (CRD chart, then controller chart, on the system nodes),
+    its Pod Identity role, the node role with its EC2_LINUX access entry, the
+    interruption queue with its five EventBridge rules, and the EC2NodeClasses and
+    NodePools rendered by `KarpenterPoolsChart` (override hooks there)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: KarpenterProps) -> None:
+        super().__init__(scope, construct_id)
+        gpu_cluster = props.gpu_cluster
+        cluster = gpu_cluster.cluster
+        cluster_name = gpu_cluster.props.config.name
+
+        self.node_role = iam.Role(
+            self, "NodeRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="Nodes launched by Karpenter",
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(p)
+                              for p in NODE_MANAGED_POLICIES],
+        )
+        # A separate role from the managed node groups': EKS creates their access entry
+        # itself, and a second entry for the same role would fail.
+        node_access = eks.AccessEntry(
+            self, "NodeAccessEntry", cluster=cluster, principal=self.node_role.role_arn,
+            access_entry_type=eks.AccessEntryType.EC2_LINUX, access_policies=[],
+        )
+
+        self.queue = sqs.Queue(
+            self, "InterruptionQueue",
+            retention_period=cdk.Duration.seconds(300),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        for rule_id, pattern in INTERRUPTION_EVENTS.items():
+            events.Rule(self, f"{rule_id}Rule", event_pattern=pattern,
+                        targets=[targets.SqsQueue(self.queue)])
+
+        self.controller_role = iam.Role(
+            self, "ControllerRole",
+            assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
+            description=f"Karpenter controller of EKS cluster {cluster_name}",
+        )
+        controller_policy = iam.Policy(
+            self, "ControllerPolicy",
+            statements=controller_policy_statements(
+                cluster_name=cluster_name, node_role=self.node_role, queue=self.queue),
+        )
+        controller_policy.attach_to_role(self.controller_role)
+        identity = eks.CfnPodIdentityAssociation(
+            self, "ControllerPodIdentity", cluster_name=cluster.cluster_name,
+            namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
+            role_arn=self.controller_role.role_arn,
+        )
+        identity.node.add_dependency(gpu_cluster.pod_identity_addon)
+
+        crds = eks.HelmChart(
+            self, "Crds", cluster=cluster, chart="karpenter-crd",
+            repository=versions.KARPENTER_CRD_CHART_REPOSITORY,
+            version=versions.KARPENTER_VERSION, namespace=NAMESPACE, create_namespace=False,
+        )
+        self.controller = eks.HelmChart(
+            self, "Controller", cluster=cluster, chart="karpenter",
+            repository=versions.KARPENTER_CHART_REPOSITORY,
+            version=versions.KARPENTER_VERSION, namespace=NAMESPACE, create_namespace=False,
+            skip_crds=True,  # the CRD chart owns them, so upgrades upgrade the CRDs
+            wait=True, timeout=cdk.Duration.minutes(10),
+            values=self.helm_values(cluster_name),
+        )
+        self.controller.node.add_dependency(crds, identity, controller_policy, node_access,
+                                            gpu_cluster.coredns_addon)
+
+        pools = render(
+            KarpenterPoolsChart, "karpenter-pools",
+            props=KarpenterPoolsProps(
+                cluster_name=cluster_name, node_role_name=self.node_role.role_name,
+                plan=props.plan, availability_zones=props.availability_zones,
+                gpu_limit=props.gpu_limit, cpu_limit=props.cpu_limit,
+                gpu_data_volume_gib=gpu_data_volume_gib(props.plan),
+            ),
+        )
+        self.pools = eks.KubernetesManifest(self, "NodePools", cluster=cluster,
+                                            manifest=pools.to_json())
+        # CRDs -> controller -> EC2NodeClass/NodePools: a NodePool is never applied before
+        # its CRD exists, nor before the controller that validates it is up.
+        self.pools.node.add_dependency(self.controller)
+        self._acknowledge_nag_findings(cluster_name, controller_policy)
+
+    def helm_values(self, cluster_name: str) -> dict:
+        """Values of the karpenter chart: two replicas on the system node group (never on
+        nodes Karpenter manages), a PodDisruptionBudget, the interruption queue."""
+        return {
+            "settings": {
+                "clusterName": cluster_name,
+                "interruptionQueue": self.queue.queue_name,
+            },
+            "replicas": 2,
+            "nodeSelector": {NODE_ROLE_LABEL: "system"},
+            "podDisruptionBudget": {"name": "karpenter", "maxUnavailable": 1},
+            "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+            "controller": {
+                "resources": {
+                    "requests": {"cpu": "500m", "memory": "1Gi"},
+                    "limits": {"memory": "1Gi"},
+                },
+            },
+        }
+
+    def _acknowledge_nag_findings(self, cluster_name: str, policy: iam.Policy) -> None:
+        for finding in wildcard_resource_findings(
+            cluster_name=cluster_name, node_role=self.node_role, queue=self.queue
+        ):
+            acknowledge(
+                policy, finding,
+                "Karpenter's upstream reference policy (v1.14): EC2 and instance-profile IDs "
+                "are unknown until Karpenter creates them, so creating and destructive "
+                "actions are scoped by the cluster/nodepool/nodeclass tag conditions; the "
+                "'*' resources are read-only Describe/pricing/zonal-shift calls that take "
+                "no resource ARN.",
+            )
+        for policy in NODE_MANAGED_POLICIES:
+            acknowledge(
+                self.node_role,
+                f"AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                f"{policy}]",
+                "The AWS managed policies EKS documents for worker nodes; AWS keeps them in "
+                "step with what the kubelet and the VPC CNI need.",
+            )
+        acknowledge(
+            self.queue, "AwsSolutions::AwsSolutions-SQS3",
+            "Interruption notices are useful for minutes only (retention 300 s); a dead-"
+            "letter queue would hold stale notices nobody acts on.",
+        )

@@ -1,0 +1,191 @@
+"""Karpenter EC2NodeClasses and NodePools: GPU burst capacity from the deployment plan,
+and a general CPU pool for everything else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cdk8s
+from constructs import Construct
+
+from .. import versions
+from ..models import CapacityType, DeploymentPlan
+
+GPU_POOL = "gpu"
+GENERAL_POOL = "general"
+NODE_ROLE_LABEL = "vllm-eks.io/node-role"
+
+# Bottlerocket settings (TOML) for GPU nodes: dcgm-exporter reads GPU metrics through
+# NVML without running privileged only when the runtime honours NVIDIA_VISIBLE_DEVICES
+# for unprivileged containers.
+GPU_BOTTLEROCKET_SETTINGS = """\
+[settings.nvidia-container-runtime]
+visible-devices-envvar-when-unprivileged = true
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KarpenterPoolsProps:
+    cluster_name: str
+    node_role_name: str  # may be a CDK token; resolved in the template
+    plan: DeploymentPlan
+    availability_zones: tuple[str, ...]
+    gpu_limit: int  # nvidia.com/gpu the GPU pool may hold in total
+    cpu_limit: int  # vCPUs the general pool may hold in total
+    gpu_data_volume_gib: int
+    general_data_volume_gib: int = 50
+
+
+class KarpenterPoolsChart(cdk8s.Chart):
+    """Two EC2NodeClasses (gpu, general) and two NodePools (gpu, general).
+
+    Hooks a subclass may override: `gpu_requirements()`, `gpu_disruption()`,
+    `gpu_instance_types()`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 props: KarpenterPoolsProps) -> None:
+        super().__init__(scope, construct_id, disable_resource_name_hashes=True)
+        self.props = props
+        self._api_object("GpuNodeClass", "karpenter.k8s.aws/v1", "EC2NodeClass", GPU_POOL,
+                         self._node_class(props.gpu_data_volume_gib, gpu=True))
+        self._api_object("GeneralNodeClass", "karpenter.k8s.aws/v1", "EC2NodeClass",
+                         GENERAL_POOL,
+                         self._node_class(props.general_data_volume_gib, gpu=False))
+        self._api_object("GpuNodePool", "karpenter.sh/v1", "NodePool", GPU_POOL,
+                         self._gpu_pool())
+        self._api_object("GeneralNodePool", "karpenter.sh/v1", "NodePool", GENERAL_POOL,
+                         self._general_pool())
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def gpu_instance_types(self) -> list[str]:
+        """The planned type, then the fallbacks that fit the model and the GPU limit, so a
+        shortage of one type falls back to the next."""
+        plan = self.props.plan
+        placements = [plan.chosen, *plan.alternatives]
+        return [p.instance.instance_type for p in placements
+                if p.instance.gpu_count <= self.props.gpu_limit]
+
+    def gpu_requirements(self) -> list[dict]:
+        plan = self.props.plan
+        capacity = (["spot", "on-demand"] if plan.capacity is CapacityType.SPOT
+                    else ["on-demand"])
+        return [
+            {"key": "node.kubernetes.io/instance-type", "operator": "In",
+             "values": self.gpu_instance_types()},
+            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity},
+            {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+            {"key": "topology.kubernetes.io/zone", "operator": "In",
+             "values": list(self.props.availability_zones)},
+        ]
+
+    def gpu_disruption(self) -> dict:
+        """GPU nodes are never consolidated out from under running replicas: only empty
+        nodes go (after 10 minutes, so a scale-down/scale-up blip keeps the warm node),
+        and at most one GPU node is disrupted at a time."""
+        return {
+            "consolidationPolicy": "WhenEmpty",
+            "consolidateAfter": "10m",
+            "budgets": [{"nodes": "1"}],
+        }
+
+    # -- parts -------------------------------------------------------------------------
+
+    def _api_object(self, construct_id: str, api_version: str, kind: str, name: str,
+                    spec: dict) -> None:
+        api_object = cdk8s.ApiObject(
+            self, construct_id, api_version=api_version, kind=kind,
+            metadata=cdk8s.ApiObjectMetadata(name=name,
+                                              labels={"app.kubernetes.io/part-of": "vllm-eks"}),
+        )
+        api_object.add_json_patch(cdk8s.JsonPatch.add("/spec", spec))
+
+    def _node_class(self, data_volume_gib: int, *, gpu: bool) -> dict:
+        discovery = {"karpenter.sh/discovery": self.props.cluster_name}
+
+        def volume(device: str, size: int, **extra) -> dict:
+            return {"deviceName": device, "ebs": {
+                "volumeSize": f"{size}Gi", "volumeType": "gp3", "encrypted": True,
+                "deleteOnTermination": True, **extra}}
+
+        spec = {
+            "amiSelectorTerms": [{"alias": f"bottlerocket@{versions.BOTTLEROCKET_VERSION}"}],
+            "role": self.props.node_role_name,
+            "subnetSelectorTerms": [{"tags": discovery}],
+            # The cluster security group EKS creates carries this tag.
+            "securityGroupSelectorTerms": [
+                {"tags": {"aws:eks:cluster-name": self.props.cluster_name}}
+            ],
+            "metadataOptions": {
+                "httpEndpoint": "enabled",
+                "httpTokens": "required",
+                # Pods use EKS Pod Identity, never the node role.
+                "httpPutResponseHopLimit": 1,
+                "httpProtocolIPv6": "disabled",
+            },
+            "blockDeviceMappings": [
+                volume("/dev/xvda", 4),
+                volume("/dev/xvdb", data_volume_gib,
+                       **({"throughput": 500, "iops": 6000} if gpu else {})),
+            ],
+            "tags": {"vllm-eks:pool": GPU_POOL if gpu else GENERAL_POOL},
+        }
+        if gpu:
+            # Every planned GPU type has local NVMe: striped, it holds container images,
+            # the vLLM compile cache and emptyDir volumes at NVMe speed.
+            spec["instanceStorePolicy"] = "RAID0"
+            spec["userData"] = GPU_BOTTLEROCKET_SETTINGS
+        return spec
+
+    def _gpu_pool(self) -> dict:
+        return {
+            "template": {
+                "metadata": {"labels": {NODE_ROLE_LABEL: "gpu",
+                                        "nvidia.com/gpu.present": "true"}},
+                "spec": {
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                     "name": GPU_POOL},
+                    "requirements": self.gpu_requirements(),
+                    "taints": [{"key": "nvidia.com/gpu", "value": "true",
+                                "effect": "NoSchedule"}],
+                    # Replaced monthly so nodes pick up the pinned AMI's successors and
+                    # kernel patches when BOTTLEROCKET_VERSION moves; never mid-stream:
+                    # draining waits up to terminationGracePeriod for replicas to finish.
+                    "expireAfter": "720h",
+                    "terminationGracePeriod": "1h",
+                },
+            },
+            "disruption": self.gpu_disruption(),
+            "limits": {"nvidia.com/gpu": str(self.props.gpu_limit)},
+            # Preferred over the general pool whenever a pod tolerates the GPU taint.
+            "weight": 50,
+        }
+
+    def _general_pool(self) -> dict:
+        return {
+            "template": {
+                "metadata": {"labels": {NODE_ROLE_LABEL: "general"}},
+                "spec": {
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                     "name": GENERAL_POOL},
+                    "requirements": [
+                        {"key": "karpenter.k8s.aws/instance-category", "operator": "In",
+                         "values": ["c", "m", "r"]},
+                        {"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt",
+                         "values": ["5"]},
+                        {"key": "karpenter.sh/capacity-type", "operator": "In",
+                         "values": ["spot", "on-demand"]},
+                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                        {"key": "topology.kubernetes.io/zone", "operator": "In",
+                         "values": list(self.props.availability_zones)},
+                    ],
+                    "expireAfter": "720h",
+                },
+            },
+            # CPU workloads are stateless: pack them tightly.
+            "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized",
+                           "consolidateAfter": "5m", "budgets": [{"nodes": "10%"}]},
+            "limits": {"cpu": str(self.props.cpu_limit)},
+            "weight": 10,
+        }
