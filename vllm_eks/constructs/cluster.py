@@ -48,6 +48,28 @@ def gpu_data_volume_gib(plan: DeploymentPlan) -> int:
     return int(math.ceil((GPU_DATA_VOLUME_BASE_GIB + weights_gib) / 50) * 50)
 
 
+def worker_node_role(scope: Construct, construct_id: str, description: str) -> iam.Role:
+    """An EC2 role with the AWS managed policies EKS documents for worker nodes."""
+    role = iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+        description=description,
+        managed_policies=[
+            iam.ManagedPolicy.from_aws_managed_policy_name(name) for name in NODE_MANAGED_POLICIES
+        ],
+    )
+    for policy in NODE_MANAGED_POLICIES:
+        acknowledge(
+            role,
+            f"AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+            f"{policy}]",
+            "The AWS managed policies EKS documents for worker nodes; AWS keeps them in "
+            "step with what the kubelet and the VPC CNI need.",
+        )
+    return role
+
+
 @dataclass(frozen=True, kw_only=True)
 class GpuClusterProps:
     vpc: ec2.IVpc
@@ -156,14 +178,6 @@ class GpuCluster(Construct):
         return addon
 
     def _acknowledge_nag_findings(self) -> None:
-        for policy in NODE_MANAGED_POLICIES:
-            acknowledge(
-                self.node_role,
-                f"AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                f"{policy}]",
-                "The AWS managed policies EKS documents for worker nodes; AWS keeps them in "
-                "step with what the kubelet and the VPC CNI need.",
-            )
         acknowledge(
             self.cluster.role,
             "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
@@ -206,16 +220,7 @@ class GpuCluster(Construct):
             )
 
     def _node_role(self) -> iam.Role:
-        return iam.Role(
-            self,
-            "NodeRole",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="EKS worker nodes (system and GPU node groups)",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(name)
-                for name in NODE_MANAGED_POLICIES
-            ],
-        )
+        return worker_node_role(self, "NodeRole", "EKS worker nodes (system and GPU node groups)")
 
     def _launch_template(self, construct_id: str, data_volume_gib: int, *,
                          throughput: int) -> ec2.LaunchTemplate:

@@ -17,7 +17,7 @@ from ..k8s_charts import render
 from ..k8s_charts.karpenter_pools import KarpenterPoolsChart, KarpenterPoolsProps
 from ..models import DeploymentPlan
 from ..nag import acknowledge
-from .cluster import NODE_MANAGED_POLICIES, NODE_ROLE_LABEL, GpuCluster, gpu_data_volume_gib
+from .cluster import NODE_ROLE_LABEL, GpuCluster, gpu_data_volume_gib, worker_node_role
 from .karpenter_iam import controller_policy_statements, wildcard_resource_findings
 
 NAMESPACE = "kube-system"
@@ -59,13 +59,7 @@ class Karpenter(Construct):
         cluster = gpu_cluster.cluster
         cluster_name = gpu_cluster.props.config.name
 
-        self.node_role = iam.Role(
-            self, "NodeRole",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="Nodes launched by Karpenter",
-            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(p)
-                              for p in NODE_MANAGED_POLICIES],
-        )
+        self.node_role = worker_node_role(self, "NodeRole", "Nodes launched by Karpenter")
         # A separate role from the managed node groups': EKS creates their access entry
         # itself, and a second entry for the same role would fail.
         node_access = eks.AccessEntry(
@@ -164,14 +158,6 @@ class Karpenter(Construct):
                 "actions are scoped by the cluster/nodepool/nodeclass tag conditions; the "
                 "'*' resources are read-only Describe/pricing/zonal-shift calls that take "
                 "no resource ARN.",
-            )
-        for policy in NODE_MANAGED_POLICIES:
-            acknowledge(
-                self.node_role,
-                f"AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                f"{policy}]",
-                "The AWS managed policies EKS documents for worker nodes; AWS keeps them in "
-                "step with what the kubelet and the VPC CNI need.",
             )
         acknowledge(
             self.queue, "AwsSolutions::AwsSolutions-SQS3",
