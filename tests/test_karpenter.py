@@ -64,7 +64,7 @@ def test_gpu_node_pool_follows_the_plan(default_env):
     assert requirements["karpenter.sh/capacity-type"] == ["on-demand"]
     assert pool["template"]["spec"]["taints"] == [
         {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
-    assert pool["limits"] == {"nvidia.com/gpu": str(default_env.config.cluster.gpu_limit)}
+    assert pool["limits"] == {"nvidia.com/gpu": str(default_env.config.gpu_limit)}
     assert pool["disruption"]["consolidationPolicy"] == "WhenEmpty"
     assert pool["disruption"]["budgets"] == [{"nodes": "1"}]
     assert pool["template"]["spec"]["expireAfter"] == "720h"

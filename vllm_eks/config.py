@@ -83,7 +83,7 @@ class ClusterConfig:
     system_nodes: int = 2
     gpu_nodes_min: int = 1
     gpu_nodes_max: int = 2
-    gpu_limit: int = 0  # Karpenter GPU pool limit; 0 until parsed (two nodes' worth)
+    gpu_limit: int | None = None  # Karpenter GPU pool limit; None: two planned nodes' GPUs
     cpu_limit: int = 64  # Karpenter general pool limit, vCPUs
 
 
@@ -96,6 +96,14 @@ class EnvironmentConfig:
     region: str = "us-east-1"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    @property
+    def gpu_limit(self) -> int:
+        """nvidia.com/gpu Karpenter's GPU pool may hold: as configured, or two nodes of
+        the planned instance type."""
+        if self.cluster.gpu_limit is not None:
+            return self.cluster.gpu_limit
+        return 2 * self.plan.chosen.instance.gpu_count
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> "EnvironmentConfig":
@@ -261,8 +269,8 @@ def _parse_cluster(ctx: _ContextReader, plan: DeploymentPlan) -> ClusterConfig:
             f"-c gpu_nodes_max={gpu_max} is below -c gpu_nodes_min={gpu_min}; raise the maximum"
         )
     node_gpus = plan.chosen.instance.gpu_count
-    gpu_limit = ctx.integer("gpu_limit", 2 * node_gpus)
-    if gpu_limit < node_gpus:
+    gpu_limit = ctx.integer("gpu_limit", None)
+    if gpu_limit is not None and gpu_limit < node_gpus:
         raise ConfigError(
             f"-c gpu_limit={gpu_limit} is below the {node_gpus} GPUs of one "
             f"{plan.instance_type} node, so Karpenter could never add one; pass "

@@ -15,12 +15,11 @@ from constructs import Construct
 
 from .. import versions
 from ..config import ClusterConfig
+from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
 from ..models.profile import GIB
 from ..nag import acknowledge
 
-GPU_TAINT_KEY = "nvidia.com/gpu"
-NODE_ROLE_LABEL = "vllm-eks.io/node-role"
 
 # Bottlerocket keeps its OS on /dev/xvda and container images and ephemeral storage on the
 # data volume /dev/xvdb. A managed node group's diskSize resizes the root device, not the

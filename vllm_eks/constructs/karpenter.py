@@ -17,7 +17,8 @@ from ..k8s_charts import render
 from ..k8s_charts.karpenter_pools import KarpenterPoolsChart, KarpenterPoolsProps
 from ..models import DeploymentPlan
 from ..nag import acknowledge
-from .cluster import NODE_ROLE_LABEL, GpuCluster, gpu_data_volume_gib, worker_node_role
+from ..labels import NODE_ROLE_LABEL
+from .cluster import GpuCluster, gpu_data_volume_gib, worker_node_role
 from .karpenter_iam import controller_policy_statements, wildcard_resource_findings
 
 NAMESPACE = "kube-system"

@@ -9,11 +9,11 @@ import cdk8s
 from constructs import Construct
 
 from .. import versions
+from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
 
 GPU_POOL = "gpu"
 GENERAL_POOL = "general"
-NODE_ROLE_LABEL = "vllm-eks.io/node-role"
 
 # Bottlerocket settings (TOML) for GPU nodes: dcgm-exporter reads GPU metrics through
 # NVML without running privileged only when the runtime honours NVIDIA_VISIBLE_DEVICES
@@ -147,7 +147,7 @@ class KarpenterPoolsChart(cdk8s.Chart):
                     "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
                                      "name": GPU_POOL},
                     "requirements": self.gpu_requirements(),
-                    "taints": [{"key": "nvidia.com/gpu", "value": "true",
+                    "taints": [{"key": GPU_TAINT_KEY, "value": "true",
                                 "effect": "NoSchedule"}],
                     # Replaced monthly so nodes pick up the pinned AMI's successors and
                     # kernel patches when BOTTLEROCKET_VERSION moves; never mid-stream:

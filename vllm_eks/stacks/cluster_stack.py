@@ -28,7 +28,7 @@ class ClusterStack(cdk.Stack):
             props=KarpenterProps(
                 gpu_cluster=self.gpu_cluster, plan=config.plan,
                 availability_zones=config.network.availability_zones,
-                gpu_limit=config.cluster.gpu_limit, cpu_limit=config.cluster.cpu_limit,
+                gpu_limit=config.gpu_limit, cpu_limit=config.cluster.cpu_limit,
             ),
         )
         cluster = self.gpu_cluster.cluster
