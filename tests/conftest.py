@@ -26,3 +26,22 @@ def default_env(tmp_path_factory) -> SynthResult:
 def deepseek_env(tmp_path_factory) -> SynthResult:
     """The whole environment for the real DeepSeek-R1, synthesized once."""
     return synth_environment({"model": "deepseek-r1"}, tmp_path_factory.mktemp("deepseek"))
+
+
+# A public HTTPS endpoint in front of weights read from EFS: the other branches of the
+# serving code (certificate, internet-facing scheme, EFS volumes).
+CERTIFICATE_ARN = (
+    "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+)
+PUBLIC_EFS_CONTEXT = {
+    "model_source": "efs",
+    "endpoint_scheme": "internet-facing",
+    "certificate_arn": CERTIFICATE_ARN,
+    "endpoint_allowed_cidrs": "203.0.113.0/24",
+}
+
+
+@pytest.fixture(scope="session")
+def public_efs_env(tmp_path_factory) -> SynthResult:
+    """The default model behind an internet-facing HTTPS endpoint, weights from EFS."""
+    return synth_environment(PUBLIC_EFS_CONTEXT, tmp_path_factory.mktemp("public-efs"))

@@ -62,7 +62,7 @@ def test_cdk_cli_synthesizes_deepseek_r1_onto_h200(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "vllm-eks plan: model deepseek-r1 (deepseek-ai/DeepSeek-R1)" in result.stderr
     assert "8 of 8 x NVIDIA H200" in result.stderr and "TP 8" in result.stderr
-    # Deploying VllmProdStack deploys its dependencies: all three were synthesized.
+    # Deploying VllmProdStack deploys its dependencies: all four were synthesized.
     assert {p.name for p in tmp_path.glob("*.template.json")} == {
-        "VllmNetworkStack.template.json", "VllmClusterStack.template.json",
-        "VllmProdStack.template.json"}
+        "VllmNetworkStack.template.json", "VllmModelStoreStack.template.json",
+        "VllmClusterStack.template.json", "VllmProdStack.template.json"}

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from vllm_eks.config import CONTEXT_KEYS, ConfigError, EnvironmentConfig
+from vllm_eks.config import CONTEXT_KEYS, ConfigError, EndpointScheme, EnvironmentConfig
 from vllm_eks.models import CapacityType, PlanError, UnknownModelError
+from vllm_eks.models.sources import ModelSource
+
+
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
 
 def parse(**context) -> EnvironmentConfig:
@@ -24,6 +28,20 @@ def test_defaults():
     assert config.cluster.api_allowed_cidrs == ()
     assert config.cluster.system_nodes == 2
     assert config.plan.capacity is CapacityType.ON_DEMAND
+    assert config.model_source is ModelSource.S3
+    # Secure by default: an internal load balancer reachable from the VPC only.
+    assert config.endpoint.scheme is EndpointScheme.INTERNAL
+    assert config.endpoint.allowed_cidrs == (config.network.cidr,)
+    assert not config.endpoint.https
+
+
+def test_public_endpoint_needs_https_and_named_clients():
+    config = parse(endpoint_scheme="internet-facing", certificate_arn=CERTIFICATE,
+                   endpoint_allowed_cidrs="203.0.113.0/24,198.51.100.0/24", model_source="efs")
+    assert config.endpoint.scheme is EndpointScheme.INTERNET_FACING
+    assert config.endpoint.https and config.endpoint.certificate_arn == CERTIFICATE
+    assert config.endpoint.allowed_cidrs == ("203.0.113.0/24", "198.51.100.0/24")
+    assert config.model_source is ModelSource.EFS
 
 
 def test_cli_strings_are_converted():
@@ -94,6 +112,23 @@ def test_every_context_key_is_documented_in_the_readme():
         ({"system_nodes": "1"}, ConfigError, r"-c system_nodes=1 must be at least 2"),
         ({"gpu_nodes_min": "3", "gpu_nodes_max": "2"}, ConfigError,
          r"-c gpu_nodes_max=2 is below -c gpu_nodes_min=3"),
+        ({"model_source": "gcs"}, ConfigError,
+         r"-c model_source='gcs' is not a model source; pass -c model_source=<one of: s3, "
+         r"efs, hf>"),
+        ({"endpoint_scheme": "internet_facing"}, ConfigError,
+         r"-c endpoint_scheme='internet_facing' is not a load balancer scheme; pass "
+         r"-c endpoint_scheme=<one of: internal, internet-facing>"),
+        ({"certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/my-cert"},
+         ConfigError, r"-c certificate_arn='arn:aws:acm:us-east-1:123456789012:certificate/"
+         r"my-cert' is not an ACM certificate ARN; pass arn:aws:acm:<region>"),
+        ({"certificate_arn": CERTIFICATE.replace("us-east-1", "eu-west-1")}, ConfigError,
+         r"-c certificate_arn is in eu-west-1, but the load balancer is in us-east-1"),
+        ({"endpoint_scheme": "internet-facing", "endpoint_allowed_cidrs": "0.0.0.0/0"},
+         ConfigError, r"-c endpoint_scheme=internet-facing needs HTTPS: pass -c certificate_arn="),
+        ({"endpoint_scheme": "internet-facing", "certificate_arn": CERTIFICATE}, ConfigError,
+         r"-c endpoint_scheme=internet-facing needs -c endpoint_allowed_cidrs="),
+        ({"endpoint_allowed_cidrs": "203.0.113.0/33"}, ConfigError,
+         r"-c endpoint_allowed_cidrs: '203.0.113.0/33' is not a valid IPv4 CIDR"),
     ],
 )
 def test_bad_input_fails_with_a_clear_message(context, error, message):

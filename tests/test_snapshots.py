@@ -9,7 +9,12 @@ from __future__ import annotations
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from vllm_eks.stacks import CLUSTER_STACK_ID, NETWORK_STACK_ID, PROD_STACK_ID
+from vllm_eks.stacks import (
+    CLUSTER_STACK_ID,
+    MODEL_STORE_STACK_ID,
+    NETWORK_STACK_ID,
+    PROD_STACK_ID,
+)
 
 from .support import readable_template
 
@@ -19,6 +24,7 @@ def snapshot_json(snapshot):
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
-@pytest.mark.parametrize("stack", [NETWORK_STACK_ID, CLUSTER_STACK_ID, PROD_STACK_ID])
+@pytest.mark.parametrize(
+    "stack", [NETWORK_STACK_ID, MODEL_STORE_STACK_ID, CLUSTER_STACK_ID, PROD_STACK_ID])
 def test_stack_snapshot(default_env, snapshot_json, stack):
     assert readable_template(default_env.templates[stack]) == snapshot_json

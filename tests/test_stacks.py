@@ -8,11 +8,17 @@ import pytest
 
 from vllm_eks import versions
 from vllm_eks.constructs.cluster import NODE_MANAGED_POLICIES, gpu_data_volume_gib
-from vllm_eks.stacks import CLUSTER_STACK_ID, NETWORK_STACK_ID, PROD_STACK_ID
+from vllm_eks.stacks import (
+    CLUSTER_STACK_ID,
+    MODEL_STORE_STACK_ID,
+    NETWORK_STACK_ID,
+    PROD_STACK_ID,
+)
 
 from .support import synth_environment
 
 NETWORK, CLUSTER, PROD = NETWORK_STACK_ID, CLUSTER_STACK_ID, PROD_STACK_ID
+MODEL_STORE = MODEL_STORE_STACK_ID
 
 
 def only(resources: dict[str, dict]) -> dict:
@@ -39,8 +45,11 @@ def test_prod_stack_depends_on_every_other_stack(default_env):
     manifest = json.loads((default_env.outdir / "manifest.json").read_text())
     deps = {name: set(a.get("dependencies", [])) for name, a in manifest["artifacts"].items()}
     assert CLUSTER in deps[PROD]
-    assert NETWORK in deps[CLUSTER]
-    assert set(default_env.templates) == {NETWORK, CLUSTER, PROD}
+    assert MODEL_STORE in deps[CLUSTER]
+    assert NETWORK in deps[MODEL_STORE]
+    # The stateful stack never waits for (or references) the cluster.
+    assert CLUSTER not in deps[MODEL_STORE]
+    assert set(default_env.templates) == {NETWORK, MODEL_STORE, CLUSTER, PROD}
 
 
 # -- network ---------------------------------------------------------------------------
@@ -148,7 +157,8 @@ def test_public_endpoint_restricted_and_admin_entry(tmp_path):
 def test_addons_are_pinned_and_network_policy_is_enforced(default_env):
     addons = {r["Properties"]["AddonName"]: r["Properties"]
               for r in default_env.resources(CLUSTER, "AWS::EKS::Addon").values()}
-    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent"}
+    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent",
+                           "aws-efs-csi-driver", "aws-mountpoint-s3-csi-driver"}
     for name, props in addons.items():
         assert props["AddonVersion"] == versions.EKS_ADDON_VERSIONS[name]
     assert json.loads(addons["vpc-cni"]["ConfigurationValues"]) == {"enableNetworkPolicy": "true"}
@@ -233,7 +243,7 @@ def test_node_role_has_exactly_the_worker_policies(default_env):
 def test_inference_namespace_and_plan_are_published(default_env):
     objects = {(o["kind"], o["metadata"]["name"]): o for o in default_env.manifests()}
     namespace = objects[("Namespace", "inference")]
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     plan_map = objects[("ConfigMap", "vllm-eks-plan")]
     published = json.loads(plan_map["data"]["plan.json"])
     assert published["model"] == default_env.config.plan.model.key

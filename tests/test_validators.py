@@ -24,6 +24,9 @@ CFN_LINT_IGNORED = {
     # The VPC names its three AZs on purpose: synth needs no lookup and every
     # environment gets the same template (-c availability_zones= changes them).
     "W3010": "explicit availability zones are a design choice",
+    # VllmProdStack's ModelS3Uri output is built from the store stack's bucket name, so
+    # one stack's outputs tell a user everything needed to call and feed the endpoint.
+    "W6001": "an output that includes an imported value, on purpose",
 }
 
 
@@ -31,7 +34,7 @@ CFN_LINT_IGNORED = {
 def test_cfn_lint_reports_no_errors(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
     templates = sorted(str(p) for p in env.outdir.glob("*.template.json"))
-    assert len(templates) == 3
+    assert len(templates) == 4
     # --ignore-checks must follow the templates, or it swallows them.
     result = subprocess.run(
         [CFN_LINT, *templates, "--ignore-checks", *CFN_LINT_IGNORED],

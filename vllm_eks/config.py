@@ -8,6 +8,7 @@ the same `EnvironmentConfig` from its committed settings instead.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from .models import (
     plan,
 )
 from .models.planner import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_MIN_CONCURRENCY
+from .models.sources import ModelSource
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,9 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_CERTIFICATE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$"
+)
 
 # Every key `-c` accepts, with a one-line meaning; the README lists the same keys.
 CONTEXT_KEYS: dict[str, str] = {
@@ -59,6 +64,11 @@ CONTEXT_KEYS: dict[str, str] = {
     "gpu_nodes_max": "GPU node group maximum size (default 2)",
     "gpu_limit": "nvidia.com/gpu Karpenter may add in total (default: two nodes' worth)",
     "cpu_limit": "vCPUs of Karpenter's general CPU pool (default 64)",
+    "model_source": "where vLLM loads weights from: s3 (default, streamed), efs or hf",
+    "endpoint_scheme": "load balancer scheme: internal (default) or internet-facing",
+    "certificate_arn": "ACM certificate for HTTPS on the endpoint (HTTP is redirected)",
+    "endpoint_allowed_cidrs": "comma-separated CIDRs allowed to the endpoint "
+    "(default: the VPC CIDR when internal; required when internet-facing)",
 }
 
 
@@ -87,6 +97,26 @@ class ClusterConfig:
     cpu_limit: int = 64  # Karpenter general pool limit, vCPUs
 
 
+class EndpointScheme(enum.Enum):
+    """Where the load balancer in front of vLLM is reachable from."""
+
+    INTERNAL = "internal"  # from the VPC (and peered networks / VPN) only
+    INTERNET_FACING = "internet-facing"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointConfig:
+    """The HTTPS endpoint (an ALB) in front of the vLLM service."""
+
+    scheme: EndpointScheme = EndpointScheme.INTERNAL
+    certificate_arn: str | None = None  # None: HTTP only, allowed for internal endpoints
+    allowed_cidrs: tuple[str, ...] = ()  # () with INTERNAL: the VPC CIDR
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None
+
+
 @dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     """Everything one environment (a CLI deploy or a pipeline stage) is built from."""
@@ -96,6 +126,8 @@ class EnvironmentConfig:
     region: str = "us-east-1"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    model_source: ModelSource = ModelSource.S3
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
     @property
     def gpu_limit(self) -> int:
@@ -174,24 +206,73 @@ def _parse(ctx: _ContextReader) -> EnvironmentConfig:
     if account is not None and not _ACCOUNT.match(account):
         raise ConfigError(f"-c account={account!r} must be a 12-digit AWS account ID")
     plan = _parse_plan(ctx)
+    network = _parse_network(ctx, region)
     return EnvironmentConfig(
         plan=plan,
         account=account,
         region=region,
-        network=_parse_network(ctx, region),
+        network=network,
         cluster=_parse_cluster(ctx, plan),
+        model_source=_choice(ctx, "model_source", ModelSource, ModelSource.S3,
+                             "a model source"),
+        endpoint=_parse_endpoint(ctx, region, network),
+    )
+
+
+def _choice(ctx: _ContextReader, key: str, enum_type: type[enum.Enum], default: enum.Enum,
+            what: str):
+    value = ctx.string(key, default.value)
+    try:
+        return enum_type(value)
+    except ValueError:
+        raise ConfigError(
+            f"-c {key}={value!r} is not {what}; pass -c {key}="
+            f"<one of: {', '.join(member.value for member in enum_type)}>"
+        ) from None
+
+
+def _parse_endpoint(ctx: _ContextReader, region: str, network: NetworkConfig) -> EndpointConfig:
+    scheme = _choice(ctx, "endpoint_scheme", EndpointScheme, EndpointScheme.INTERNAL,
+                     "a load balancer scheme")
+    certificate_arn = ctx.string("certificate_arn")
+    if certificate_arn is not None:
+        match = _CERTIFICATE_ARN.match(certificate_arn)
+        if not match:
+            raise ConfigError(
+                f"-c certificate_arn={certificate_arn!r} is not an ACM certificate ARN; pass "
+                "arn:aws:acm:<region>:<12-digit account>:certificate/<uuid>"
+            )
+        if match["region"] != region:
+            raise ConfigError(
+                f"-c certificate_arn is in {match['region']}, but the load balancer is in "
+                f"{region}: an ALB only uses certificates of its own region; request or "
+                f"import the certificate in {region}"
+            )
+    cidrs = tuple(
+        str(_cidr("endpoint_allowed_cidrs", c)) for c in ctx.string_list("endpoint_allowed_cidrs")
+    )
+    if scheme is EndpointScheme.INTERNET_FACING:
+        # An API key sent in clear text over the internet is a leaked key.
+        if certificate_arn is None:
+            raise ConfigError(
+                "-c endpoint_scheme=internet-facing needs HTTPS: pass "
+                "-c certificate_arn=arn:aws:acm:<region>:<account>:certificate/<uuid>"
+            )
+        if not cidrs:
+            raise ConfigError(
+                "-c endpoint_scheme=internet-facing needs -c endpoint_allowed_cidrs=<your "
+                "clients' CIDRs> (pass 0.0.0.0/0 to accept the whole internet)"
+            )
+    return EndpointConfig(
+        scheme=scheme,
+        certificate_arn=certificate_arn,
+        allowed_cidrs=cidrs or (network.cidr,),
     )
 
 
 def _parse_plan(ctx: _ContextReader) -> DeploymentPlan:
-    capacity_value = ctx.string("capacity", CapacityType.ON_DEMAND.value)
-    try:
-        capacity = CapacityType(capacity_value)
-    except ValueError:
-        raise ConfigError(
-            f"-c capacity={capacity_value!r} is not a capacity type; pass -c capacity="
-            f"<one of: {', '.join(c.value for c in CapacityType)}>"
-        ) from None
+    capacity = _choice(ctx, "capacity", CapacityType, CapacityType.ON_DEMAND,
+                       "a capacity type")
     instance_type = ctx.string("instance_type")
     if instance_type is not None and not _INSTANCE_TYPE.match(instance_type):
         raise ConfigError(

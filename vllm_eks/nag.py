@@ -6,9 +6,13 @@ narrowest scope, with its reason (see `acknowledge`).
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks
-from constructs import IConstruct
+from constructs import IConstruct, IValidation
 
 
 def enable_nag(app: cdk.App) -> None:
@@ -18,3 +22,69 @@ def enable_nag(app: cdk.App) -> None:
 def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     """Accept one cdk-nag finding for `scope` and its children, with the reason why."""
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+
+
+def acknowledge_wildcards(scope: IConstruct, statements: list[iam.PolicyStatement],
+                          reason: str) -> None:
+    """Accept cdk-nag's IAM5 findings (wildcard actions and resources) of exactly these
+    statements on `scope` (the role or policy that holds them), with the reason why.
+
+    The finding IDs embed the resolved resources, and a resource from another stack
+    resolves to an `Fn::ImportValue` only once the app is prepared; so the IDs are
+    computed during validation, after references are resolved, exactly as cdk-nag
+    renders them.
+    """
+    scope.node.add_validation(_WildcardAcknowledgement(scope, statements, reason))
+
+
+@jsii.implements(IValidation)
+class _WildcardAcknowledgement:
+    def __init__(self, scope: IConstruct, statements: list[iam.PolicyStatement],
+                 reason: str) -> None:
+        self._scope, self._statements, self._reason = scope, statements, reason
+
+    def validate(self) -> list[str]:
+        stack = cdk.Stack.of(self._scope)
+        for statement in self._statements:
+            resolved = stack.resolve(statement.to_statement_json())
+            for finding in wildcard_findings(resolved):
+                acknowledge(self._scope, finding, self._reason)
+        return []
+
+
+def wildcard_findings(statement: dict) -> list[str]:
+    """cdk-nag's IAM5 finding IDs for one resolved policy statement (Allow only)."""
+    if statement.get("Effect") != "Allow":
+        return []
+
+    def as_list(value) -> list:
+        return value if isinstance(value, list) else [value]
+
+    findings = [f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]"
+                for action in as_list(statement.get("Action", [])) if "*" in action]
+    for resource in as_list(statement.get("Resource", [])):
+        flat = _flatten_reference(resource)
+        if "*" in flat:
+            findings.append(f"AwsSolutions::AwsSolutions-IAM5[Resource::{flat}]")
+    return findings
+
+
+def _flatten_reference(node) -> str:
+    """cdk-nag's flattenCfnReference (utils/flatten-cfn-reference.ts)."""
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")
+    if "Fn::Join" in node:
+        delimiter, items = node["Fn::Join"]
+        return delimiter.join(_flatten_reference(item) for item in items)
+    if "Fn::Sub" in node:
+        return _flatten_reference(node["Fn::Sub"])
+    if "Fn::GetAtt" in node:
+        resource, attribute = node["Fn::GetAtt"]
+        return f"<{_flatten_reference(resource)}.{_flatten_reference(attribute)}>"
+    if "Fn::ImportValue" in node:
+        return _flatten_reference(node["Fn::ImportValue"])
+    if "Ref" in node:
+        return f"<{_flatten_reference(node['Ref'])}>"
+    return json.dumps(node, separators=(",", ":"))

@@ -26,6 +26,8 @@ EKS_ADDON_VERSIONS: dict[str, str] = {
     "coredns": "v1.14.2-eksbuild.4",
     "kube-proxy": "v1.35.3-eksbuild.13",
     "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
+    "aws-efs-csi-driver": "v3.4.0-eksbuild.1",
+    "aws-mountpoint-s3-csi-driver": "v2.5.0-eksbuild.1",
 }
 
 # vLLM server image (entrypoint `vllm serve`). Never `:latest`.
@@ -42,3 +44,20 @@ KARPENTER_CRD_CHART_REPOSITORY = "oci://public.ecr.aws/karpenter/karpenter-crd"
 # Pinned: `@latest` drifts (replaces) every node each time a new AMI ships. Karpenter
 # picks the aws-k8s-<minor>-nvidia variant of this release for GPU instance types.
 BOTTLEROCKET_VERSION = "v1.68.1"
+
+# Secrets Store CSI driver (mounts Secrets Manager secrets as files; rotation re-fetches
+# them) and its AWS provider, installed as two charts so each is pinned on its own.
+SECRETS_STORE_CSI_CHART_VERSION = "1.6.1"
+SECRETS_STORE_CSI_CHART_REPOSITORY = (
+    "https://kubernetes-sigs.github.io/secrets-store-csi-driver/charts"
+)
+SECRETS_STORE_AWS_PROVIDER_CHART_VERSION = "3.1.3"
+SECRETS_STORE_AWS_PROVIDER_CHART_REPOSITORY = (
+    "https://aws.github.io/secrets-store-csi-driver-provider-aws"
+)
+
+# AWS Load Balancer Controller: chart version == controller version since v3.0.0
+# (aws/eks-charts). aws-cdk-lib's AlbControllerVersion stops at v3.2.2, so the chart is
+# installed directly.
+ALB_CONTROLLER_CHART_VERSION = "3.5.0"
+ALB_CONTROLLER_CHART_REPOSITORY = "https://aws.github.io/eks-charts"

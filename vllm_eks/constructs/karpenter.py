@@ -16,10 +16,11 @@ from .. import versions
 from ..k8s_charts import render
 from ..k8s_charts.karpenter_pools import KarpenterPoolsChart, KarpenterPoolsProps
 from ..models import DeploymentPlan
-from ..nag import acknowledge
+from ..nag import acknowledge, acknowledge_wildcards
 from ..labels import NODE_ROLE_LABEL
 from .cluster import GpuCluster, gpu_data_volume_gib, worker_node_role
-from .karpenter_iam import controller_policy_statements, wildcard_resource_findings
+from .karpenter_iam import controller_policy_statements
+from .pod_identity import associate, pinned_chart, pod_identity_role
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
@@ -78,35 +79,28 @@ class Karpenter(Construct):
             events.Rule(self, f"{rule_id}Rule", event_pattern=pattern,
                         targets=[targets.SqsQueue(self.queue)])
 
-        self.controller_role = iam.Role(
+        self.controller_role = pod_identity_role(
             self, "ControllerRole",
-            assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
-            description=f"Karpenter controller of EKS cluster {cluster_name}",
-        )
-        controller_policy = iam.Policy(
-            self, "ControllerPolicy",
-            statements=controller_policy_statements(
-                cluster_name=cluster_name, node_role=self.node_role, queue=self.queue),
-        )
+            description=f"Karpenter controller of EKS cluster {cluster_name}")
+        statements = controller_policy_statements(
+            cluster_name=cluster_name, node_role=self.node_role, queue=self.queue)
+        controller_policy = iam.Policy(self, "ControllerPolicy", statements=statements)
         controller_policy.attach_to_role(self.controller_role)
-        identity = eks.CfnPodIdentityAssociation(
-            self, "ControllerPodIdentity", cluster_name=cluster.cluster_name,
-            namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
-            role_arn=self.controller_role.role_arn,
-        )
+        identity = associate(self, "ControllerPodIdentity", cluster=cluster,
+                             namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
+                             role=self.controller_role)
         identity.node.add_dependency(gpu_cluster.pod_identity_addon)
 
-        crds = eks.HelmChart(
+        crds = pinned_chart(
             self, "Crds", cluster=cluster, chart="karpenter-crd",
             repository=versions.KARPENTER_CRD_CHART_REPOSITORY,
-            version=versions.KARPENTER_VERSION, namespace=NAMESPACE, create_namespace=False,
+            version=versions.KARPENTER_VERSION, namespace=NAMESPACE,
         )
-        self.controller = eks.HelmChart(
+        self.controller = pinned_chart(
             self, "Controller", cluster=cluster, chart="karpenter",
             repository=versions.KARPENTER_CHART_REPOSITORY,
-            version=versions.KARPENTER_VERSION, namespace=NAMESPACE, create_namespace=False,
+            version=versions.KARPENTER_VERSION, namespace=NAMESPACE,
             skip_crds=True,  # the CRD chart owns them, so upgrades upgrade the CRDs
-            wait=True, timeout=cdk.Duration.minutes(10),
             values=self.helm_values(cluster_name),
         )
         self.controller.node.add_dependency(crds, identity, controller_policy, node_access,
@@ -126,7 +120,7 @@ class Karpenter(Construct):
         # CRDs -> controller -> EC2NodeClass/NodePools: a NodePool is never applied before
         # its CRD exists, nor before the controller that validates it is up.
         self.pools.node.add_dependency(self.controller)
-        self._acknowledge_nag_findings(cluster_name, controller_policy)
+        self._acknowledge_nag_findings(controller_policy, statements)
 
     def helm_values(self, cluster_name: str) -> dict:
         """Values of the karpenter chart: two replicas on the system node group (never on
@@ -148,18 +142,16 @@ class Karpenter(Construct):
             },
         }
 
-    def _acknowledge_nag_findings(self, cluster_name: str, policy: iam.Policy) -> None:
-        for finding in wildcard_resource_findings(
-            cluster_name=cluster_name, node_role=self.node_role, queue=self.queue
-        ):
-            acknowledge(
-                policy, finding,
-                "Karpenter's upstream reference policy (v1.14): EC2 and instance-profile IDs "
-                "are unknown until Karpenter creates them, so creating and destructive "
-                "actions are scoped by the cluster/nodepool/nodeclass tag conditions; the "
-                "'*' resources are read-only Describe/pricing/zonal-shift calls that take "
-                "no resource ARN.",
-            )
+    def _acknowledge_nag_findings(self, policy: iam.Policy,
+                                  statements: list[iam.PolicyStatement]) -> None:
+        acknowledge_wildcards(
+            policy, statements,
+            "Karpenter's upstream reference policy (v1.14): EC2 and instance-profile IDs "
+            "are unknown until Karpenter creates them, so creating and destructive "
+            "actions are scoped by the cluster/nodepool/nodeclass tag conditions; the "
+            "'*' resources are read-only Describe/pricing/zonal-shift calls that take "
+            "no resource ARN.",
+        )
         acknowledge(
             self.queue, "AwsSolutions::AwsSolutions-SQS3",
             "Interruption notices are useful for minutes only (retention 300 s); a dead-"

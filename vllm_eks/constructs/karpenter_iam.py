@@ -225,14 +225,3 @@ def controller_policy_statements(
         ),
     ]
 
-
-def wildcard_resource_findings(*, cluster_name: str, node_role: iam.IRole,
-                               queue: sqs.IQueue) -> list[str]:
-    """cdk-nag's IAM5 finding IDs for the wildcard resources above, rendered the way
-    cdk-nag renders them, so each one is acknowledged by its exact ID."""
-    statements = controller_policy_statements(
-        cluster_name=cluster_name, node_role=node_role, queue=queue,
-        partition="<AWS::Partition>", region="<AWS::Region>", account="<AWS::AccountId>",
-    )
-    resources = {r for s in statements for r in s.resources if "*" in r}
-    return [f"AwsSolutions::AwsSolutions-IAM5[Resource::{r}]" for r in sorted(resources)]

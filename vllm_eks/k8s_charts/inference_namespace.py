@@ -7,11 +7,15 @@ from dataclasses import dataclass
 
 import cdk8s
 import cdk8s_plus_35 as kplus
+from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from ..models import DeploymentPlan
+from ..versions import KUBERNETES_MINOR
+from .storage import EFS_STORAGE_CLASS
 
 PLAN_CONFIGMAP = "vllm-eks-plan"
+MODEL_CACHE_CLAIM = "model-cache"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,10 +25,11 @@ class InferenceNamespaceProps:
 
 
 class InferenceNamespaceChart(cdk8s.Chart):
-    """The namespace vLLM workloads run in, under Pod Security admission, and a ConfigMap
-    recording the deployment plan so `kubectl` shows what was planned and why.
+    """The namespace vLLM workloads run in, under Pod Security admission; its baseline
+    NetworkPolicies (deny everything, then allow DNS); the shared EFS model-cache claim;
+    and a ConfigMap recording the deployment plan so `kubectl` shows what was planned.
 
-    Hook a subclass may override: `pod_security_labels()`.
+    Hooks a subclass may override: `pod_security_labels()`, `namespace_labels()`.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *,
@@ -36,7 +41,20 @@ class InferenceNamespaceChart(cdk8s.Chart):
             "Namespace",
             metadata=cdk8s.ApiObjectMetadata(
                 name=props.namespace,
-                labels={**self.pod_security_labels(), "app.kubernetes.io/part-of": "vllm-eks"},
+                labels={**self.pod_security_labels(), **self.namespace_labels()},
+            ),
+        )
+        self._network_policies()
+        k8s.KubePersistentVolumeClaim(
+            self, "ModelCache",
+            metadata=k8s.ObjectMeta(name=MODEL_CACHE_CLAIM, namespace=props.namespace,
+                                    labels={"app.kubernetes.io/part-of": "vllm-eks"}),
+            spec=k8s.PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteMany"],
+                storage_class_name=EFS_STORAGE_CLASS,
+                # EFS is elastic: the size is required by the API, not enforced.
+                resources=k8s.VolumeResourceRequirements(
+                    requests={"storage": k8s.Quantity.from_string("1Ti")}),
             ),
         )
         kplus.ConfigMap(
@@ -50,13 +68,47 @@ class InferenceNamespaceChart(cdk8s.Chart):
         )
 
     def pod_security_labels(self) -> dict[str, str]:
-        """Pod Security admission: enforce `baseline` (no privileged pods, no host
-        namespaces or hostPath), and warn and audit against `restricted`."""
+        """Pod Security admission: enforce `restricted` (non-root, no privilege
+        escalation, no capabilities, RuntimeDefault seccomp, no hostPath), pinned to the
+        cluster's Kubernetes minor so an upgrade never changes the rules silently."""
+        labels = {}
+        for mode in ("enforce", "warn", "audit"):
+            labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
+            labels[f"pod-security.kubernetes.io/{mode}-version"] = f"v{KUBERNETES_MINOR}"
+        return labels
+
+    def namespace_labels(self) -> dict[str, str]:
         return {
-            "pod-security.kubernetes.io/enforce": "baseline",
-            "pod-security.kubernetes.io/warn": "restricted",
-            "pod-security.kubernetes.io/audit": "restricted",
+            "app.kubernetes.io/part-of": "vllm-eks",
+            # The AWS Load Balancer Controller holds a rolling update until the new pod
+            # is healthy in the ALB's target group: no 5xx window during rollouts.
+            "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
         }
+
+    def _network_policies(self) -> None:
+        """Default deny, both directions, for every pod of the namespace; DNS allowed.
+        Each workload's chart opens exactly what it needs."""
+        everything = k8s.LabelSelector()
+        meta = dict(namespace=self.props.namespace,
+                    labels={"app.kubernetes.io/part-of": "vllm-eks"})
+        k8s.KubeNetworkPolicy(
+            self, "DefaultDeny", metadata=k8s.ObjectMeta(name="default-deny", **meta),
+            spec=k8s.NetworkPolicySpec(pod_selector=everything,
+                                       policy_types=["Ingress", "Egress"]),
+        )
+        dns_ports = [k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(53),
+                                           protocol=protocol) for protocol in ("UDP", "TCP")]
+        k8s.KubeNetworkPolicy(
+            self, "AllowDns", metadata=k8s.ObjectMeta(name="allow-dns", **meta),
+            spec=k8s.NetworkPolicySpec(
+                pod_selector=everything, policy_types=["Egress"],
+                egress=[k8s.NetworkPolicyEgressRule(
+                    to=[k8s.NetworkPolicyPeer(
+                        namespace_selector=k8s.LabelSelector(
+                            match_labels={"kubernetes.io/metadata.name": "kube-system"}),
+                        pod_selector=k8s.LabelSelector(match_labels={"k8s-app": "kube-dns"}))],
+                    ports=dns_ports)]),
+        )
 
 
 def render(chart_class: type[cdk8s.Chart], construct_id: str, **kwargs) -> cdk8s.Chart:

@@ -2,6 +2,7 @@
 
 from .environment import (
     CLUSTER_STACK_ID,
+    MODEL_STORE_STACK_ID,
     NETWORK_STACK_ID,
     PROD_STACK_ID,
     EnvironmentStacks,
@@ -10,6 +11,7 @@ from .environment import (
 
 __all__ = [
     "CLUSTER_STACK_ID",
+    "MODEL_STORE_STACK_ID",
     "NETWORK_STACK_ID",
     "PROD_STACK_ID",
     "EnvironmentStacks",

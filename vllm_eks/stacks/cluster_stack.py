@@ -8,14 +8,19 @@ from constructs import Construct
 
 from ..config import EnvironmentConfig
 from ..constructs import GpuCluster, GpuClusterProps
+from ..constructs.alb_controller import AlbController
 from ..constructs.karpenter import Karpenter, KarpenterProps
+from ..constructs.model_store import ModelStore
+from ..constructs.secrets_store import SecretsStoreCsi
+from ..constructs.storage_drivers import StorageDrivers, StorageDriversProps
 
 
 class ClusterStack(cdk.Stack):
-    """Holds the GpuCluster; later layers (Karpenter, controllers) attach here too."""
+    """The GpuCluster and everything cluster-wide: Karpenter, the storage drivers and
+    StorageClass, the Secrets Store CSI driver, the AWS Load Balancer Controller."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 vpc: ec2.IVpc, **kwargs) -> None:
+                 vpc: ec2.IVpc, store: ModelStore, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.gpu_cluster = GpuCluster(
             self,
@@ -31,6 +36,20 @@ class ClusterStack(cdk.Stack):
                 gpu_limit=config.gpu_limit, cpu_limit=config.cluster.cpu_limit,
             ),
         )
+        self.storage = StorageDrivers(
+            self, "StorageDrivers",
+            props=StorageDriversProps(gpu_cluster=self.gpu_cluster, store=store),
+        )
+        self.secrets_store = SecretsStoreCsi(self, "SecretsStoreCsi",
+                                             cluster=self.gpu_cluster.cluster,
+                                             region=config.region)
+        self.alb_controller = AlbController(self, "AlbController",
+                                            gpu_cluster=self.gpu_cluster, vpc=vpc,
+                                            region=config.region)
+        # Helm installs run one after another: parallel releases through one kubectl
+        # provider contend for the same Lambda and slow every deploy down.
+        self.secrets_store.driver.node.add_dependency(self.karpenter.controller)
+        self.alb_controller.chart.node.add_dependency(self.secrets_store.provider)
         cluster = self.gpu_cluster.cluster
         cdk.CfnOutput(self, "ClusterName", value=cluster.cluster_name)
         cdk.CfnOutput(

@@ -10,11 +10,13 @@ from constructs import Construct
 
 from ..config import EnvironmentConfig
 from .cluster_stack import ClusterStack
+from .model_store_stack import ModelStoreStack
 from .network_stack import NetworkStack
 from .prod_stack import ProdStack
 
 # Stack IDs are an external contract (CloudFormation stack names): never rename them.
 NETWORK_STACK_ID = "VllmNetworkStack"
+MODEL_STORE_STACK_ID = "VllmModelStoreStack"
 CLUSTER_STACK_ID = "VllmClusterStack"
 PROD_STACK_ID = "VllmProdStack"
 
@@ -22,11 +24,12 @@ PROD_STACK_ID = "VllmProdStack"
 @dataclass(frozen=True)
 class EnvironmentStacks:
     network: NetworkStack
+    model_store: ModelStoreStack
     cluster: ClusterStack
     prod: ProdStack
 
     def all(self) -> tuple[cdk.Stack, ...]:
-        return (self.network, self.cluster, self.prod)
+        return (self.network, self.model_store, self.cluster, self.prod)
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> EnvironmentStacks:
@@ -36,18 +39,26 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> Environmen
         scope, NETWORK_STACK_ID, config=config, env=env,
         description="vllm-eks network: VPC over three AZs, NAT, endpoints, flow logs",
     )
+    model_store = ModelStoreStack(
+        scope, MODEL_STORE_STACK_ID, config=config, env=env, vpc=network.network.vpc,
+        description="vllm-eks model store (stateful, retained): S3 weights, EFS cache",
+    )
     cluster = ClusterStack(
         scope, CLUSTER_STACK_ID, config=config, env=env, vpc=network.network.vpc,
+        store=model_store.store,
         description="vllm-eks cluster: EKS, Bottlerocket system and GPU node groups, add-ons",
     )
     prod = ProdStack(
-        scope, PROD_STACK_ID, config=config, env=env, cluster=cluster.gpu_cluster.cluster,
+        scope, PROD_STACK_ID, config=config, env=env, cluster=cluster,
+        store=model_store.store, vpc=network.network.vpc,
         description=f"vllm-eks workloads: serving {config.plan.model.key}",
     )
     # Explicit, so `cdk deploy VllmProdStack` deploys everything even where no reference
-    # links two stacks.
-    cluster.add_stack_dependency(network)
+    # links two stacks. The store comes before the cluster and never depends on it.
+    model_store.add_stack_dependency(network)
+    cluster.add_stack_dependency(model_store)
     prod.add_stack_dependency(cluster)
-    for stack in (network, cluster, prod):
+    for stack in (network, model_store, cluster, prod):
         cdk.Tags.of(stack).add("vllm-eks:environment", config.cluster.name)
-    return EnvironmentStacks(network=network, cluster=cluster, prod=prod)
+    return EnvironmentStacks(network=network, model_store=model_store, cluster=cluster,
+                             prod=prod)

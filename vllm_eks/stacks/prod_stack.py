@@ -4,35 +4,65 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from ..config import EnvironmentConfig
+from ..constructs.model_store import ModelStore
+from ..constructs.vllm_service import VllmService, VllmServiceProps
 from ..k8s_charts import InferenceNamespaceChart, InferenceNamespaceProps, render
+from .cluster_stack import ClusterStack
 
 
 class ProdStack(cdk.Stack):
-    """Applies the Kubernetes workloads (cdk8s charts) to the cluster."""
+    """Applies the Kubernetes workloads (cdk8s charts) to the cluster: the inference
+    namespace, then the model's VllmService."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 cluster: eks.ICluster, **kwargs) -> None:
+                 cluster: ClusterStack, store: ModelStore, vpc: ec2.IVpc, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        eks_cluster = cluster.gpu_cluster.cluster
+        plan = config.plan
         namespace_chart = render(
             InferenceNamespaceChart,
             "inference-namespace",
-            props=InferenceNamespaceProps(plan=config.plan),
+            props=InferenceNamespaceProps(plan=plan),
         )
-        eks.KubernetesManifest(
+        namespace = eks.KubernetesManifest(
             self,
             "InferenceNamespace",
-            cluster=cluster,
+            cluster=eks_cluster,
             manifest=namespace_chart.to_json(),
         )
-        plan = config.plan
+        self.service = VllmService(
+            self, "VllmService",
+            props=VllmServiceProps(
+                cluster=eks_cluster, vpc=vpc, store=store, plan=plan,
+                model_source=config.model_source, endpoint=config.endpoint,
+                region=config.region, namespace=namespace_chart.props.namespace,
+                after=(namespace,),
+            ),
+        )
         cdk.CfnOutput(self, "Model", value=plan.model.key)
         cdk.CfnOutput(
             self,
             "Placement",
             value=f"{plan.instance_type} x1, TP {plan.tensor_parallel}, "
             f"max_model_len {plan.max_model_len}, {plan.capacity.value}",
+        )
+        cdk.CfnOutput(self, "EndpointUrl", value=self.service.endpoint_url,
+                      description="OpenAI-compatible API: <url>/v1/chat/completions")
+        cdk.CfnOutput(
+            self, "ApiKeySecretArn", value=self.service.api_key.secret_arn,
+            description="Read the key: aws secretsmanager get-secret-value --secret-id <arn> "
+            "--query SecretString --output text",
+        )
+        cdk.CfnOutput(self, "ModelS3Uri", value=store.model_uri(plan.model.key),
+                      description=f"Where the weights are staged (model_source="
+                      f"{config.model_source.value})")
+        cdk.CfnOutput(
+            self, "UpdateKubeconfigCommand",
+            value=f"aws eks update-kubeconfig --region {config.region} "
+            f"--name {config.cluster.name}",
         )

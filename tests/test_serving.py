@@ -1,0 +1,429 @@
+"""The vLLM service: pod spec from the plan, cold-start-aware probes, the endpoint, the API
+key path, the weights staging, NetworkPolicies and outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from vllm_eks import versions
+from vllm_eks.k8s_charts.vllm import (
+    PRE_STOP_SECONDS,
+    SHUTDOWN_TIMEOUT_SECONDS,
+    app_name,
+)
+from vllm_eks.models import get_model
+from vllm_eks.models.catalog import BUILT_IN_MODELS
+from vllm_eks.models.sources import ModelSource, startup_budget_seconds
+from vllm_eks.stacks import CLUSTER_STACK_ID, PROD_STACK_ID
+
+from .conftest import CERTIFICATE_ARN
+
+PROD, CLUSTER = PROD_STACK_ID, CLUSTER_STACK_ID
+HELM = "Custom::AWSCDK-EKS-HelmChart"
+
+
+def objects(env) -> dict[tuple[str, str], dict]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in env.manifests()}
+
+
+def server(env) -> dict:
+    return objects(env)[("Deployment", app_name(env.config.plan.model.key))]
+
+
+def vllm_container(env) -> dict:
+    (container,) = server(env)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def ingress(env) -> dict:
+    return objects(env)[("Ingress", app_name(env.config.plan.model.key))]
+
+
+def routed(ingress_object: dict, path: str) -> bool:
+    """Whether an HTTP request for `path` reaches a backend, by the Ingress path rules
+    (Exact: equal; Prefix: element-wise prefix; ImplementationSpecific: any prefix)."""
+    spec = ingress_object["spec"]
+    for rule in spec["rules"]:
+        for entry in rule["http"]["paths"]:
+            kind, prefix = entry["pathType"], entry["path"]
+            if kind == "Exact" and path == prefix:
+                return True
+            if kind == "Prefix":
+                base = prefix.rstrip("/")
+                if base == "" or path == base or path.startswith(base + "/"):
+                    return True
+            if kind == "ImplementationSpecific" and path.startswith(prefix):
+                return True
+    return "defaultBackend" in spec
+
+
+# -- the pod from the plan ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env"])
+def test_gpu_limit_is_the_placements_gpus(env_fixture, request):
+    env = request.getfixturevalue(env_fixture)
+    resources = vllm_container(env)["resources"]
+    expected = str(env.config.plan.gpus)
+    assert resources["limits"]["nvidia.com/gpu"] == expected
+    assert resources["requests"]["nvidia.com/gpu"] == expected
+    assert resources["requests"]["memory"] == resources["limits"]["memory"]
+    assert "cpu" in resources["requests"] and "cpu" not in resources["limits"]
+
+
+def test_deepseek_r1_args(deepseek_env):
+    args = vllm_container(deepseek_env)["args"]
+    assert args[0].startswith("s3://") and args[0].endswith("/deepseek-r1/")
+    joined = " ".join(args)
+    assert "--tensor-parallel-size 8" in joined
+    assert "--enable-expert-parallel" in args
+    assert "--reasoning-parser deepseek_r1" in joined
+    assert "--load-format runai_streamer" in joined
+    assert "--served-model-name deepseek-r1" in joined
+    assert "--max-model-len 65536" in joined
+    # The weights are FP8 already; vLLM must not be told to quantize them.
+    assert "--quantization" not in args and "fp8" not in joined
+    loader = json.loads(args[args.index("--model-loader-extra-config") + 1])
+    assert loader["distributed"] is True
+
+
+def test_default_model_args_single_gpu(default_env):
+    args = vllm_container(default_env)["args"]
+    joined = " ".join(args)
+    assert "--tensor-parallel-size 1" in joined
+    assert "--enable-expert-parallel" not in args  # dense model
+    assert "--api-key" not in args  # the key comes from the mounted secret, not the spec
+
+
+def test_image_is_the_pinned_vllm(default_env):
+    deployment = server(default_env)["spec"]["template"]["spec"]
+    images = {c["image"] for c in deployment["containers"] + deployment["initContainers"]}
+    assert images == {versions.VLLM_IMAGE}
+    assert not versions.VLLM_IMAGE.endswith(":latest")
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env"])
+def test_pod_lands_on_planned_gpu_nodes(env_fixture, request):
+    env = request.getfixturevalue(env_fixture)
+    spec = server(env)["spec"]["template"]["spec"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
+        "tolerations"]
+    (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    (expression,) = term["matchExpressions"]
+    assert expression["key"] == "node.kubernetes.io/instance-type"
+    assert expression["values"][0] == env.config.plan.instance_type
+    (spread,) = spec["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+
+
+def test_shared_memory_is_a_memory_volume(deepseek_env):
+    spec = server(deepseek_env)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
+    mounts = {m["mountPath"]: m["name"] for m in vllm_container(deepseek_env)["volumeMounts"]}
+    assert mounts["/dev/shm"] == "dshm"
+
+
+def _startup_budget(env) -> int:
+    probe = vllm_container(env)["startupProbe"]
+    return probe["periodSeconds"] * probe["failureThreshold"]
+
+
+def test_startup_budget_grows_with_the_weights(default_env, deepseek_env):
+    small, large = _startup_budget(default_env), _startup_budget(deepseek_env)
+    assert small >= 600  # even a small model gets its engine start (compile, graphs)
+    assert large > 2 * small  # 688 GB is not loaded in a small model's window
+    assert large >= deepseek_env.config.plan.model.weight_bytes / 1e9  # >= 1 s per GB
+
+
+@pytest.mark.parametrize("source", list(ModelSource))
+def test_startup_budget_is_monotonic_in_size_for_every_source(source):
+    models = sorted(BUILT_IN_MODELS, key=lambda m: m.weight_bytes)
+    budgets = [startup_budget_seconds(m, source) for m in models]
+    assert budgets == sorted(budgets)
+
+
+def test_slower_load_paths_get_longer_budgets():
+    model = get_model("deepseek-r1-distill-llama-70b")
+    s3, efs, hf = (startup_budget_seconds(model, s) for s in
+                   (ModelSource.S3, ModelSource.EFS, ModelSource.HF))
+    assert s3 < efs < hf
+
+
+def test_health_probes_and_draining(default_env):
+    container = vllm_container(default_env)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": PRE_STOP_SECONDS}}
+    args = container["args"]
+    assert args[args.index("--shutdown-timeout") + 1] == str(SHUTDOWN_TIMEOUT_SECONDS)
+    grace = server(default_env)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > PRE_STOP_SECONDS + SHUTDOWN_TIMEOUT_SECONDS
+    # `exec` makes vLLM PID 1, so SIGTERM reaches it and it drains.
+    assert 'exec vllm serve "$@"' in container["command"][2]
+
+
+def test_pod_security_is_restricted(default_env):
+    spec = server(default_env)["spec"]["template"]["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] != 0
+    for container in spec["containers"] + spec["initContainers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    namespace = objects(default_env)[("Namespace", "inference")]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_rollout_surges_and_disruption_budget_allows_drains(default_env):
+    deployment = server(default_env)
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1,
+                                                               "maxUnavailable": 0}
+    budget = objects(default_env)[("PodDisruptionBudget", app_name(
+        default_env.config.plan.model.key))]
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_service_is_cluster_ip_on_the_vllm_port(default_env):
+    service = objects(default_env)[("Service", app_name(default_env.config.plan.model.key))]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "protocol": "TCP",
+                                         "targetPort": "http"}]
+
+
+# -- weights ------------------------------------------------------------------------------
+
+
+def test_weights_are_staged_by_a_job_then_awaited(default_env):
+    jobs = [o for o in default_env.manifests() if o["kind"] == "Job"]
+    (job,) = jobs
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    model = default_env.config.plan.model
+    assert env["HF_MODEL_ID"] == model.hf_id
+    assert env["MODEL_PREFIX"] == f"{model.key}/"
+    assert "HuggingFaceTokenSecret" in env["HF_TOKEN_SECRET_ARN"]  # an ARN, not a token
+    assert container["command"][-1] == "stage"
+    (wait,) = server(default_env)["spec"]["template"]["spec"]["initContainers"]
+    assert wait["command"][-1] == "wait"
+    script = objects(default_env)[("ConfigMap", "vllm-eks-scripts")]["data"]["stage_weights.py"]
+    assert "MARKER" in script and "def wait" in script
+
+
+def test_staging_job_name_changes_with_its_spec(default_env, deepseek_env):
+    """Jobs are immutable: a different model or image yields a new Job, not a failed apply."""
+    def job_name(env):
+        (job,) = [o for o in env.manifests() if o["kind"] == "Job"]
+        return job["metadata"]["name"]
+
+    assert job_name(default_env) != job_name(deepseek_env)
+    assert re.fullmatch(r"stage-vllm-deepseek-r1-[0-9a-f]{8}", job_name(deepseek_env))
+
+
+def test_server_reads_only_its_models_prefix(default_env):
+    roles = default_env.resources(PROD, "AWS::IAM::Role")
+    (role,) = [r for k, r in roles.items() if k.startswith("VllmServiceServerRole")]
+    statements = {s["Sid"]: s for p in role["Properties"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"]}
+    prefix = f"{default_env.config.plan.model.key}/"
+    assert statements["ModelObjects"]["Action"] == "s3:GetObject"
+    assert json.dumps(statements["ModelObjects"]["Resource"]).endswith(f'/{prefix}*"]]}}')
+    assert statements["ListModelPrefix"]["Condition"] == {
+        "StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}
+    associations = {a["Properties"]["ServiceAccount"]: a["Properties"]
+                    for a in default_env.resources(PROD, "AWS::EKS::PodIdentityAssociation")
+                    .values()}
+    assert associations[app_name(default_env.config.plan.model.key)]["Namespace"] == "inference"
+    assert "weights-stager" in associations
+
+
+def test_efs_source_mounts_the_shared_cache_read_only(public_efs_env):
+    spec = server(public_efs_env)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["model-cache"]["persistentVolumeClaim"] == {"claimName": "model-cache",
+                                                               "readOnly": True}
+    args = vllm_container(public_efs_env)["args"]
+    assert args[0] == f"/models/{public_efs_env.config.plan.model.key}"
+    assert "--load-format" not in args
+
+
+# -- the API key ---------------------------------------------------------------------------
+
+
+_LEAKS = [
+    re.compile(r"resolve:secretsmanager"),  # a dynamic reference resolves into the template
+    re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),  # a Hugging Face token
+    re.compile(r'"SecretString"\s*:'),  # a secret value set in CloudFormation
+    re.compile(r"--api-key"),  # vLLM's flag: the key would sit in the pod spec
+    re.compile(r'"name"\s*:\s*"(VLLM_API_KEY|HF_TOKEN)"\s*,\s*"value"'),
+]
+
+
+def secret_leaks(text: str) -> list[str]:
+    return [pattern.pattern for pattern in _LEAKS if pattern.search(text)]
+
+
+def test_leak_scan_detects_a_planted_key():
+    planted = '{"env": [{"name": "VLLM_API_KEY", "value": "abc"}]}'
+    assert secret_leaks(planted)
+    assert secret_leaks('{"SecretString": "hunter2"}')
+    assert not secret_leaks('{"GenerateSecretString": {"PasswordLength": 48}}')
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env", "public_efs_env"])
+def test_no_secret_value_in_any_synthesized_file(env_fixture, request):
+    env = request.getfixturevalue(env_fixture)
+    files = [p for p in env.outdir.rglob("*") if p.is_file()]
+    assert len(files) > 4
+    for path in files:
+        text = path.read_text(errors="ignore")
+        # Manifests embed JSON as strings: unescape so the patterns see the JSON.
+        text += text.replace('\\"', '"')
+        assert not secret_leaks(text), path
+
+
+def test_api_key_is_generated_in_secrets_manager_and_mounted(default_env):
+    (secret,) = default_env.resources(PROD, "AWS::SecretsManager::Secret").values()
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    name = app_name(default_env.config.plan.model.key)
+    spc = objects(default_env)[("SecretProviderClass", f"{name}-secrets")]
+    parameters = spc["spec"]["parameters"]
+    assert parameters["usePodIdentity"] == "true"
+    (api_key,) = json.loads(parameters["objects"])
+    assert api_key["objectAlias"] == "api-key"
+    assert api_key["objectName"].startswith("${Ref:VllmServiceApiKey")
+    assert not [o for o in default_env.manifests() if o["kind"] == "Secret"]
+    container = vllm_container(default_env)
+    assert "VLLM_API_KEY" in container["command"][2]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["secrets"]["readOnly"] is True
+
+
+def test_secrets_store_driver_rotates_and_runs_on_gpu_nodes(default_env):
+    charts = {r["Properties"]["Chart"]: r["Properties"]
+              for r in default_env.resources(CLUSTER, HELM).values()}
+    driver = charts["secrets-store-csi-driver"]
+    assert driver["Version"] == versions.SECRETS_STORE_CSI_CHART_VERSION
+    values = json.loads(driver["Values"])
+    assert values["enableSecretRotation"] is True
+    assert values["syncSecret"] == {"enabled": False}
+    assert values["linux"]["tolerations"] == [{"operator": "Exists"}]
+    provider = charts["secrets-store-csi-driver-provider-aws"]
+    assert provider["Version"] == versions.SECRETS_STORE_AWS_PROVIDER_CHART_VERSION
+    assert json.loads(provider["Values"])["tolerations"] == [{"operator": "Exists"}]
+
+
+# -- the endpoint ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "public_efs_env"])
+def test_only_the_openai_api_and_health_are_routed(env_fixture, request):
+    rules = ingress(request.getfixturevalue(env_fixture))
+    assert routed(rules, "/v1/chat/completions")
+    assert routed(rules, "/v1/models")
+    assert routed(rules, "/health")
+    for path in ("/invocations", "/metrics", "/v2/models", "/", "/version", "/v1x"):
+        assert not routed(rules, path), path
+
+
+def test_route_check_can_fail():
+    open_ingress = {"spec": {"rules": [{"http": {"paths": [
+        {"path": "/", "pathType": "Prefix"}]}}]}}
+    assert routed(open_ingress, "/invocations")
+
+
+def test_internal_endpoint_by_default(default_env):
+    annotations = ingress(default_env)["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == "internal"
+    assert annotations["alb.ingress.kubernetes.io/inbound-cidrs"] == "10.0.0.0/16"
+    assert annotations["alb.ingress.kubernetes.io/listen-ports"] == '[{"HTTP": 80}]'
+    assert "alb.ingress.kubernetes.io/certificate-arn" not in annotations
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "public_efs_env"])
+def test_streams_are_not_cut_by_the_load_balancer(env_fixture, request):
+    annotations = ingress(request.getfixturevalue(env_fixture))["metadata"]["annotations"]
+    attributes = dict(item.split("=") for item in annotations[
+        "alb.ingress.kubernetes.io/load-balancer-attributes"].split(","))
+    assert int(attributes["idle_timeout.timeout_seconds"]) >= 600
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/health"
+    assert annotations["alb.ingress.kubernetes.io/target-type"] == "ip"
+
+
+def test_public_endpoint_is_https_with_redirect(public_efs_env):
+    annotations = ingress(public_efs_env)["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == CERTIFICATE_ARN
+    assert annotations["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
+    assert {"HTTPS": 443} in json.loads(annotations["alb.ingress.kubernetes.io/listen-ports"])
+    assert annotations["alb.ingress.kubernetes.io/ssl-policy"].startswith("ELBSecurityPolicy-TLS13")
+    assert annotations["alb.ingress.kubernetes.io/inbound-cidrs"] == "203.0.113.0/24"
+    url = json.dumps(public_efs_env.templates[PROD]["Outputs"]["EndpointUrl"]["Value"])
+    assert '"https://"' in url
+
+
+def test_load_balancer_controller_is_pinned_and_told_its_region_and_vpc(default_env):
+    charts = {r["Properties"]["Chart"]: r["Properties"]
+              for r in default_env.resources(CLUSTER, HELM).values()}
+    controller = charts["aws-load-balancer-controller"]
+    assert controller["Version"] == versions.ALB_CONTROLLER_CHART_VERSION
+    assert controller["Wait"] is True
+    values = json.loads(render(controller["Values"]))
+    assert values["region"] == "us-east-1"
+    assert values["vpcId"].startswith("${Import:")  # no IMDS lookup from the pod
+    assert values["nodeSelector"] == {"vllm-eks.io/node-role": "system"}
+    associations = [a["Properties"] for a in default_env.resources(
+        CLUSTER, "AWS::EKS::PodIdentityAssociation").values()]
+    assert {"aws-load-balancer-controller"} <= {a["ServiceAccount"] for a in associations}
+
+
+def render(value) -> str:
+    from .support import render_intrinsics
+    return render_intrinsics(value)
+
+
+# -- network policy ---------------------------------------------------------------------
+
+
+def test_namespace_denies_by_default_and_allows_dns(default_env):
+    policies = {name: o["spec"] for (kind, name), o in objects(default_env).items()
+                if kind == "NetworkPolicy"}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    (dns,) = policies["allow-dns"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "public_efs_env"])
+def test_server_accepts_only_the_load_balancer_and_prometheus(env_fixture, request):
+    env = request.getfixturevalue(env_fixture)
+    policy = objects(env)[("NetworkPolicy", app_name(env.config.plan.model.key))]["spec"]
+    sources = [peer for rule in policy["ingress"] for peer in rule["from"]]
+    cidrs = {p["ipBlock"]["cidr"] for p in sources if "ipBlock" in p}
+    public = env.config.endpoint.scheme.value == "internet-facing"
+    # The ALB sends from its subnets: public ones when internet-facing.
+    assert len(cidrs) == 3 and all(c.endswith("/24" if public else "/19") for c in cidrs)
+    assert {"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}} in sources
+    assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {8000}
+
+
+# -- outputs ------------------------------------------------------------------------------
+
+
+def test_outputs_tell_a_user_how_to_call_it(default_env):
+    outputs = default_env.templates[PROD]["Outputs"]
+    assert {"EndpointUrl", "ApiKeySecretArn", "ModelS3Uri", "UpdateKubeconfigCommand"} <= set(
+        outputs)
+    assert outputs["ApiKeySecretArn"]["Value"] == {"Ref": next(iter(
+        default_env.resources(PROD, "AWS::SecretsManager::Secret")))}
+    assert "aws eks update-kubeconfig" in outputs["UpdateKubeconfigCommand"]["Value"]
+    uri = render(outputs["ModelS3Uri"]["Value"])
+    assert uri.startswith("s3://") and uri.endswith(f"/{default_env.config.plan.model.key}/")

@@ -1,0 +1,54 @@
+"""Helpers every construct uses for in-cluster software: an IAM role for EKS Pod Identity,
+and a pinned Helm chart from versions.py."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from ..nag import acknowledge_wildcards
+
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+
+
+def pod_identity_role(scope: Construct, construct_id: str, *, description: str,
+                      statements: list[iam.PolicyStatement] | None = None,
+                      wildcard_reason: str | None = None) -> iam.Role:
+    """A role EKS Pod Identity hands to a service account (AssumeRole + TagSession from
+    `pods.eks.amazonaws.com`), with `statements` as its inline policy. Wildcards in them
+    are acknowledged to cdk-nag with `wildcard_reason`."""
+    role = iam.Role(
+        scope, construct_id,
+        assumed_by=iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_session_tags(),
+        description=description,
+        inline_policies=({"Policy": iam.PolicyDocument(statements=statements)}
+                         if statements else None),
+    )
+    if statements and wildcard_reason:
+        acknowledge_wildcards(role, statements, wildcard_reason)
+    return role
+
+
+def associate(scope: Construct, construct_id: str, *, cluster: eks.ICluster, namespace: str,
+              service_account: str, role: iam.IRole) -> eks.CfnPodIdentityAssociation:
+    """Bind `role` to a service account. Not `Cluster.add_service_account`, which would
+    add an unpinned eks-pod-identity-agent add-on next to our pinned one."""
+    return eks.CfnPodIdentityAssociation(
+        scope, construct_id, cluster_name=cluster.cluster_name, namespace=namespace,
+        service_account=service_account, role_arn=role.role_arn,
+    )
+
+
+def pinned_chart(scope: Construct, construct_id: str, *, cluster: eks.ICluster, chart: str,
+                 repository: str, version: str, namespace: str, values: dict | None = None,
+                 release: str | None = None, skip_crds: bool = False) -> eks.HelmChart:
+    """A Helm release at a pinned version that deploys only once it is up (`wait`), within
+    10 of the kubectl Lambda's 15 minutes."""
+    return eks.HelmChart(
+        scope, construct_id, cluster=cluster, chart=chart, release=release,
+        repository=repository, version=version, namespace=namespace,
+        create_namespace=namespace != "kube-system", skip_crds=skip_crds,
+        wait=True, timeout=cdk.Duration.minutes(10), values=values,
+    )

@@ -1,0 +1,62 @@
+"""SecretsStoreCsi: Secrets Manager secrets reach pods as files, never as manifests."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_eks_v2 as eks
+from constructs import Construct
+
+from .. import versions
+from .pod_identity import pinned_chart
+
+NAMESPACE = "kube-system"
+# Every node, GPU nodes included (their taint would otherwise keep the DaemonSets off,
+# and a vLLM pod mounting a secret would wait forever).
+TOLERATE_EVERYTHING = [{"operator": "Exists"}]
+ROTATION_POLL_INTERVAL = "2m"
+
+
+class SecretsStoreCsi(Construct):
+    """The Secrets Store CSI driver (secret rotation on, no syncing into Kubernetes
+    Secrets) and its AWS provider, on every node. Pods read secrets through a
+    SecretProviderClass with `usePodIdentity: "true"`, using their own Pod Identity role.
+
+    Hooks a subclass may override: `driver_values()`, `provider_values()`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, cluster: eks.ICluster,
+                 region: str) -> None:
+        super().__init__(scope, construct_id)
+        self.region = region
+        self.driver = pinned_chart(
+            self, "Driver", cluster=cluster, chart="secrets-store-csi-driver",
+            release="csi-secrets-store",
+            repository=versions.SECRETS_STORE_CSI_CHART_REPOSITORY,
+            version=versions.SECRETS_STORE_CSI_CHART_VERSION, namespace=NAMESPACE,
+            values=self.driver_values(),
+        )
+        self.provider = pinned_chart(
+            self, "AwsProvider", cluster=cluster, chart="secrets-store-csi-driver-provider-aws",
+            release="secrets-provider-aws",
+            repository=versions.SECRETS_STORE_AWS_PROVIDER_CHART_REPOSITORY,
+            version=versions.SECRETS_STORE_AWS_PROVIDER_CHART_VERSION, namespace=NAMESPACE,
+            values=self.provider_values(),
+        )
+        self.provider.node.add_dependency(self.driver)
+
+    def driver_values(self) -> dict:
+        return {
+            # Secrets stay files in the pod: no copy into etcd as a Kubernetes Secret.
+            "syncSecret": {"enabled": False},
+            # A value changed in Secrets Manager reaches the mounted file within the poll
+            # interval, without a redeploy.
+            "enableSecretRotation": True,
+            "rotationPollInterval": ROTATION_POLL_INTERVAL,
+            "linux": {"tolerations": TOLERATE_EVERYTHING},
+        }
+
+    def provider_values(self) -> dict:
+        return {
+            "secrets-store-csi-driver": {"install": False},  # installed above, pinned
+            "awsRegion": self.region,  # the node's IMDS is out of reach (hop limit 1)
+            "tolerations": TOLERATE_EVERYTHING,
+        }

@@ -1,0 +1,127 @@
+"""StorageDrivers: the EFS and Mountpoint-for-S3 CSI drivers, their identities, and the
+EFS StorageClass."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from .. import versions
+from ..k8s_charts import render
+from ..k8s_charts.storage import EfsStorageClassChart, EfsStorageClassProps
+from .cluster import GpuCluster
+from .model_store import ModelStore
+from .pod_identity import pod_identity_role
+
+EFS_CONTROLLER_SERVICE_ACCOUNT = "efs-csi-controller-sa"
+S3_DRIVER_SERVICE_ACCOUNT = "s3-csi-driver-sa"
+ACCESS_POINT_TAG = "efs.csi.aws.com/cluster"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageDriversProps:
+    gpu_cluster: GpuCluster
+    store: ModelStore
+
+
+class StorageDrivers(Construct):
+    """`aws-efs-csi-driver` and `aws-mountpoint-s3-csi-driver` as pinned EKS add-ons with
+    EKS Pod Identity roles scoped to this environment's file system and bucket, NFS from
+    the cluster's nodes to the file system, and the `efs-model-cache` StorageClass."""
+
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 props: StorageDriversProps) -> None:
+        super().__init__(scope, construct_id)
+        gpu_cluster, store = props.gpu_cluster, props.store
+        cluster = gpu_cluster.cluster
+        # Nodes (managed groups and Karpenter's) carry the cluster security group.
+        self.nfs_rule = store.allow_nfs_from(self, "NfsFromCluster",
+                                             cluster.cluster_security_group)
+
+        efs_role = pod_identity_role(
+            self, "EfsCsiRole", description="EFS CSI controller: access points",
+            statements=self._efs_statements(store),
+            wildcard_reason="AmazonEFSCSIDriverPolicy narrowed to this file system: Describe calls take no "
+            "ARN; access point IDs exist only after creation, so deleting and tagging is "
+            "limited to access points tagged by the driver.")
+        self.efs_addon = self._addon(gpu_cluster, "aws-efs-csi-driver",
+                                     EFS_CONTROLLER_SERVICE_ACCOUNT, efs_role)
+        s3_role = pod_identity_role(
+            self, "S3CsiRole", description="Mountpoint for S3 CSI driver: read weights",
+            statements=self._s3_read_statements(store),
+            wildcard_reason="Read-only access to the objects of the weights bucket (every staged model).")
+        # Its node plugin tolerates no taints by default: GPU nodes need it too. (The EFS
+        # driver's node plugin tolerates every taint by default.)
+        self.s3_addon = self._addon(gpu_cluster, "aws-mountpoint-s3-csi-driver",
+                                    S3_DRIVER_SERVICE_ACCOUNT, s3_role,
+                                    configuration={"node": {"tolerateAllTaints": True}})
+
+        storage_class = render(
+            EfsStorageClassChart, "efs-storage-class",
+            props=EfsStorageClassProps(file_system_id=store.file_system.file_system_id),
+        )
+        self.storage_class = eks.KubernetesManifest(
+            self, "EfsStorageClass", cluster=cluster, manifest=storage_class.to_json())
+        self.storage_class.node.add_dependency(self.efs_addon)
+
+    def _addon(self, gpu_cluster: GpuCluster, name: str, service_account: str,
+               role: iam.Role, configuration: dict | None = None) -> eks.CfnAddon:
+        cluster = gpu_cluster.cluster
+        addon = eks.CfnAddon(
+            self, "".join(part.capitalize() for part in name.split("-")) + "Addon",
+            cluster_name=cluster.cluster_name,
+            addon_name=name,
+            addon_version=versions.EKS_ADDON_VERSIONS[name],
+            resolve_conflicts="OVERWRITE",
+            configuration_values=json.dumps(configuration) if configuration else None,
+            preserve_on_delete=False,
+            pod_identity_associations=[eks.CfnAddon.PodIdentityAssociationProperty(
+                service_account=service_account, role_arn=role.role_arn)],
+        )
+        # The drivers run on nodes and get credentials from the Pod Identity agent.
+        addon.node.add_dependency(gpu_cluster.pod_identity_addon)
+        return addon
+
+    def _efs_statements(self, store: ModelStore) -> list[iam.PolicyStatement]:
+        """AmazonEFSCSIDriverPolicy, narrowed to this environment's file system."""
+        stack = cdk.Stack.of(self)
+        access_points = stack.format_arn(
+            service="elasticfilesystem", resource="access-point", resource_name="*")
+        tagged_by_driver = {"StringEquals": {f"aws:ResourceTag/{ACCESS_POINT_TAG}": "true"}}
+        return [
+            iam.PolicyStatement(
+                sid="DescribeFileSystems",
+                actions=["elasticfilesystem:DescribeAccessPoints",
+                         "elasticfilesystem:DescribeFileSystems",
+                         "elasticfilesystem:DescribeMountTargets",
+                         "ec2:DescribeAvailabilityZones"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="CreateAccessPoints",
+                actions=["elasticfilesystem:CreateAccessPoint",
+                         "elasticfilesystem:TagResource"],
+                resources=[store.file_system.file_system_arn],
+                conditions={"StringEquals": {f"aws:RequestTag/{ACCESS_POINT_TAG}": "true"}},
+            ),
+            iam.PolicyStatement(
+                sid="DeleteOwnAccessPoints",
+                actions=["elasticfilesystem:DeleteAccessPoint",
+                         "elasticfilesystem:TagResource"],
+                resources=[access_points],
+                conditions=tagged_by_driver,
+            ),
+        ]
+
+    def _s3_read_statements(self, store: ModelStore) -> list[iam.PolicyStatement]:
+        return [
+            iam.PolicyStatement(sid="ListWeights", actions=["s3:ListBucket"],
+                                resources=[store.bucket.bucket_arn]),
+            iam.PolicyStatement(sid="ReadWeights", actions=["s3:GetObject"],
+                                resources=[store.bucket.arn_for_objects("*")]),
+        ]

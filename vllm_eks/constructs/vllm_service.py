@@ -1,0 +1,168 @@
+"""VllmService: one model served by vLLM behind an ALB, with its AWS identities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from ..config import EndpointConfig, EndpointScheme
+from ..k8s_charts import render
+from ..k8s_charts.vllm import IngressSettings, VllmChart, VllmChartProps, app_name
+from ..k8s_charts.weights_staging import (
+    STAGER_SERVICE_ACCOUNT,
+    WeightsStagingChart,
+    WeightsStagingProps,
+)
+from ..models import DeploymentPlan
+from ..models.sources import ModelSource
+from ..nag import acknowledge
+from .model_store import ModelStore
+from .pod_identity import associate, pod_identity_role
+
+
+@dataclass(frozen=True, kw_only=True)
+class VllmServiceProps:
+    cluster: eks.ICluster
+    vpc: ec2.IVpc
+    store: ModelStore
+    plan: DeploymentPlan
+    model_source: ModelSource
+    endpoint: EndpointConfig
+    region: str
+    namespace: str = "inference"  # created by the inference-namespace chart
+    # Applied before the service (the namespace, its policies and the cache claim).
+    after: tuple[Construct, ...] = ()
+
+
+class VllmService(Construct):
+    """The API key (Secrets Manager), the vLLM and stager Pod Identity roles, the
+    weights-staging chart (S3 / EFS sources) and the model's vLLM chart — the profile's
+    `chart_class`, or `VllmChart` — and the endpoint URL read back from the Ingress.
+
+    Hooks a subclass may override: `chart_class()`, `chart_props()`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: VllmServiceProps) -> None:
+        super().__init__(scope, construct_id)
+        self.props = props
+        model, store = props.plan.model, props.store
+        self.name = app_name(model.key)
+        self.model_prefix = store.model_prefix(model.key)
+
+        self.api_key = secretsmanager.Secret(
+            self, "ApiKey",
+            description=f"API key of the vLLM endpoint serving {model.key} "
+            "(Authorization: Bearer <key>)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True),
+        )
+        acknowledge(
+            self.api_key, "AwsSolutions::AwsSolutions-SMG4",
+            "The key is shared with API clients: rotating it is a coordinated change "
+            "(put-secret-value, then a rollout restart; no redeploy), described in the README.",
+        )
+
+        self.server_role = self._weights_role("ServerRole", f"vLLM serving {model.key}",
+                                              write=False)
+        self.api_key.grant_read(self.server_role)
+        if props.model_source is ModelSource.HF:
+            store.hf_token_secret.grant_read(self.server_role)
+        self._associate("ServerPodIdentity", self.name, self.server_role)
+
+        previous: tuple[Construct, ...] = props.after
+        if props.model_source is not ModelSource.HF:
+            self.stager_role = self._weights_role("StagerRole", f"Stages {model.key} weights",
+                                                  write=True)
+            store.hf_token_secret.grant_read(self.stager_role)
+            stager_identity = self._associate("StagerPodIdentity", STAGER_SERVICE_ACCOUNT,
+                                              self.stager_role)
+            staging = render(WeightsStagingChart, "weights-staging", props=WeightsStagingProps(
+                model=model, model_source=props.model_source, region=props.region,
+                weights_bucket=store.bucket.bucket_name, model_prefix=self.model_prefix,
+                hf_token_secret_arn=store.hf_token_secret.secret_arn,
+                namespace=props.namespace))
+            self.staging = eks.KubernetesManifest(self, "WeightsStaging", cluster=props.cluster,
+                                                  manifest=staging.to_json(), prune=True)
+            self.staging.node.add_dependency(*previous, stager_identity)
+            previous = (self.staging,)
+
+        self.chart = render(self.chart_class(), self.name, props=self.chart_props())
+        self.manifest = eks.KubernetesManifest(self, "Server", cluster=props.cluster,
+                                               manifest=self.chart.to_json(), prune=True)
+        self.manifest.node.add_dependency(*previous)
+
+        hostname = eks.KubernetesObjectValue(
+            self, "LoadBalancerHostname", cluster=props.cluster, object_type="ingress",
+            object_name=self.name, object_namespace=props.namespace,
+            json_path=".status.loadBalancer.ingress[0].hostname",
+            timeout=cdk.Duration.minutes(10),
+        )
+        hostname.node.add_dependency(self.manifest)
+        scheme = "https" if props.endpoint.https else "http"
+        self.endpoint_url = f"{scheme}://{hostname.value}"
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def chart_class(self) -> type[VllmChart]:
+        return self.props.plan.model.chart_class or VllmChart
+
+    def chart_props(self) -> VllmChartProps:
+        props, store = self.props, self.props.store
+        endpoint = props.endpoint
+        return VllmChartProps(
+            plan=props.plan,
+            model_source=props.model_source,
+            region=props.region,
+            weights_bucket=store.bucket.bucket_name,
+            model_prefix=self.model_prefix,
+            api_key_secret_arn=self.api_key.secret_arn,
+            hf_token_secret_arn=store.hf_token_secret.secret_arn,
+            ingress=IngressSettings(scheme=endpoint.scheme.value,
+                                    certificate_arn=endpoint.certificate_arn,
+                                    allowed_cidrs=endpoint.allowed_cidrs),
+            load_balancer_cidrs=self._load_balancer_cidrs(),
+            namespace=props.namespace,
+        )
+
+    # -- parts -------------------------------------------------------------------------
+
+    def _load_balancer_cidrs(self) -> tuple[str, ...]:
+        """The subnets the ALB's nodes live in (it sends to pods from there)."""
+        vpc = self.props.vpc
+        subnets = (vpc.public_subnets
+                   if self.props.endpoint.scheme is EndpointScheme.INTERNET_FACING
+                   else vpc.private_subnets)
+        return tuple(subnet.ipv4_cidr_block for subnet in subnets)
+
+    def _read_weights_statements(self, *, write: bool) -> list[iam.PolicyStatement]:
+        bucket, prefix = self.props.store.bucket, self.model_prefix
+        actions = ["s3:GetObject"]
+        if write:
+            actions += ["s3:PutObject", "s3:AbortMultipartUpload"]
+        return [
+            iam.PolicyStatement(
+                sid="ListModelPrefix", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}),
+            iam.PolicyStatement(sid="ModelObjects", actions=actions,
+                                resources=[bucket.arn_for_objects(f"{prefix}*")]),
+        ]
+
+    def _weights_role(self, construct_id: str, description: str, *, write: bool) -> iam.Role:
+        return pod_identity_role(
+            self, construct_id, description=description,
+            statements=self._read_weights_statements(write=write),
+            wildcard_reason="Objects under this model's prefix only: weight shard names are "
+            "not known before the model is staged.",
+        )
+
+    def _associate(self, construct_id: str, service_account: str,
+                   role: iam.Role) -> eks.CfnPodIdentityAssociation:
+        return associate(self, construct_id, cluster=self.props.cluster,
+                         namespace=self.props.namespace, service_account=service_account,
+                         role=role)

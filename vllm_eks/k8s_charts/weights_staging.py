@@ -1,0 +1,161 @@
+"""The weights-staging Job: Hugging Face -> S3 (-> EFS), once per model."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from importlib import resources
+
+import cdk8s
+from cdk8s_plus_35 import k8s
+from constructs import Construct
+
+from .. import versions
+from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
+from ..models import ModelProfile
+from ..models.profile import GIB
+from ..models.sources import ModelSource
+from .inference_namespace import MODEL_CACHE_CLAIM
+from .pod_security import container_security_context, pod_security_context
+from .vllm import (
+    EFS_MOUNT,
+    SCRIPTS_CONFIGMAP,
+    SCRIPTS_DIR,
+    STAGE_SCRIPT,
+    app_name,
+    egress_to_aws_apis,
+)
+
+STAGER_SERVICE_ACCOUNT = "weights-stager"
+# One shard at a time passes through local disk (the largest are ~10 GB).
+SCRATCH_GIB = 50
+
+
+def stage_script() -> str:
+    return resources.files(__package__).joinpath("scripts", STAGE_SCRIPT).read_text()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightsStagingProps:
+    model: ModelProfile
+    model_source: ModelSource  # S3 or EFS (HF needs no staging)
+    region: str
+    weights_bucket: str  # may be a CDK token
+    model_prefix: str
+    hf_token_secret_arn: str  # may be a CDK token
+    namespace: str = "inference"
+
+
+class WeightsStagingChart(cdk8s.Chart):
+    """The staging script (ConfigMap), the stager's ServiceAccount (its AWS role writes
+    only under the model's prefix), the Job, and the Job's NetworkPolicy.
+
+    The Job's name carries a hash of its spec: Jobs are immutable, so a changed spec
+    becomes a new Job, and the previous one is pruned."""
+
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 props: WeightsStagingProps) -> None:
+        super().__init__(scope, construct_id, namespace=props.namespace,
+                         disable_resource_name_hashes=True)
+        self.props = props
+        labels = {"app.kubernetes.io/name": "weights-stager",
+                  "app.kubernetes.io/part-of": "vllm-eks",
+                  "vllm-eks.io/model": props.model.key}
+        script = stage_script()
+        k8s.KubeConfigMap(self, "Scripts",
+                          metadata=k8s.ObjectMeta(name=SCRIPTS_CONFIGMAP, labels=labels),
+                          data={STAGE_SCRIPT: script})
+        k8s.KubeServiceAccount(self, "ServiceAccount",
+                               metadata=k8s.ObjectMeta(name=STAGER_SERVICE_ACCOUNT,
+                                                       labels=labels))
+        spec = self._job_spec(labels)
+        # Everything that shapes the Job except CDK tokens (bucket and secret names are
+        # fixed for the life of an environment).
+        identity = [props.model.key, props.model.hf_id, props.model_source.value,
+                    versions.VLLM_IMAGE, script]
+        digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:8]
+        k8s.KubeJob(
+            self, "Job",
+            metadata=k8s.ObjectMeta(name=f"stage-{app_name(props.model.key)}-{digest}"[:63],
+                                    labels=labels),
+            spec=spec,
+        )
+        k8s.KubeNetworkPolicy(
+            self, "NetworkPolicy",
+            metadata=k8s.ObjectMeta(name="weights-stager", labels=labels),
+            spec=k8s.NetworkPolicySpec(
+                pod_selector=k8s.LabelSelector(match_labels=labels),
+                policy_types=["Egress"],
+                egress=egress_to_aws_apis(),
+            ),
+        )
+
+    def _job_spec(self, labels: dict[str, str]) -> k8s.JobSpec:
+        props = self.props
+        env = {
+            "AWS_REGION": props.region,
+            "HF_MODEL_ID": props.model.hf_id,
+            "WEIGHTS_BUCKET": props.weights_bucket,
+            "MODEL_PREFIX": props.model_prefix,
+            "HF_TOKEN_SECRET_ARN": props.hf_token_secret_arn,
+            "HOME": "/scratch",
+            "HF_HOME": "/scratch/huggingface",
+            "TMPDIR": "/scratch",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        }
+        mounts = [k8s.VolumeMount(name="scripts", mount_path=SCRIPTS_DIR, read_only=True),
+                  k8s.VolumeMount(name="scratch", mount_path="/scratch")]
+        volumes = [
+            k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
+                name=SCRIPTS_CONFIGMAP)),
+            k8s.Volume(name="scratch", empty_dir=k8s.EmptyDirVolumeSource(
+                size_limit=k8s.Quantity.from_string(f"{SCRATCH_GIB}Gi"))),
+        ]
+        if props.model_source is ModelSource.EFS:
+            env["EFS_MODEL_DIR"] = f"{EFS_MOUNT}/{props.model.key}"
+            mounts.append(k8s.VolumeMount(name="model-cache", mount_path=EFS_MOUNT))
+            volumes.append(k8s.Volume(
+                name="model-cache",
+                persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
+                    claim_name=MODEL_CACHE_CLAIM)))
+        # Hours for the largest models through NAT; the Job gives up after four times
+        # the estimate at 100 MB/s (and retries, resuming, up to the backoff limit).
+        deadline = 4 * (3600 + math.ceil(props.model.weight_bytes / GIB / 0.1))
+        return k8s.JobSpec(
+            backoff_limit=6,
+            active_deadline_seconds=deadline,
+            template=k8s.PodTemplateSpec(
+                metadata=k8s.ObjectMeta(labels=labels),
+                spec=k8s.PodSpec(
+                    service_account_name=STAGER_SERVICE_ACCOUNT,
+                    restart_policy="OnFailure",
+                    security_context=pod_security_context(),
+                    # Prefer a GPU node: the (large) vLLM image it pulls is then already
+                    # there when the vLLM replica starts.
+                    tolerations=[k8s.Toleration(key=GPU_TAINT_KEY, operator="Exists",
+                                                effect="NoSchedule")],
+                    affinity=k8s.Affinity(node_affinity=k8s.NodeAffinity(
+                        preferred_during_scheduling_ignored_during_execution=[
+                            k8s.PreferredSchedulingTerm(
+                                weight=100,
+                                preference=k8s.NodeSelectorTerm(match_expressions=[
+                                    k8s.NodeSelectorRequirement(
+                                        key=NODE_ROLE_LABEL, operator="In", values=["gpu"]),
+                                ]))])),
+                    containers=[k8s.Container(
+                        name="stage",
+                        image=versions.VLLM_IMAGE,  # python3, huggingface_hub and boto3
+                        command=["python3", f"{SCRIPTS_DIR}/{STAGE_SCRIPT}", "stage"],
+                        env=[k8s.EnvVar(name=k, value=v) for k, v in env.items()],
+                        resources=k8s.ResourceRequirements(
+                            requests={"cpu": k8s.Quantity.from_string("1"),
+                                      "memory": k8s.Quantity.from_string("4Gi")},
+                            limits={"memory": k8s.Quantity.from_string("8Gi")}),
+                        security_context=container_security_context(),
+                        volume_mounts=mounts,
+                    )],
+                    volumes=volumes,
+                ),
+            ),
+        )
