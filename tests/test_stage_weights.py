@@ -38,8 +38,10 @@ class FakeS3:
         self.uploads: list[str] = []
 
     def head_object(self, Bucket, Key):
+        # What S3 answers a role whose s3:ListBucket carries an s3:prefix condition (the
+        # HEAD request has no prefix): 403 for a missing key. The script must list.
         if (Bucket, Key) not in self.objects:
-            raise ClientError("404")
+            raise ClientError("403")
         return {"ContentLength": len(self.objects[(Bucket, Key)])}
 
     def upload_file(self, filename, bucket, key):

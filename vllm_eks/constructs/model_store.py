@@ -27,7 +27,7 @@ HF_TOKEN_KEY = "token"
 @dataclass(frozen=True, kw_only=True)
 class ModelStoreProps:
     vpc: ec2.IVpc
-    environment_name: str  # the cluster name; prefixes the secret name
+    environment_name: str  # the cluster name; named in descriptions
 
 
 class ModelStore(Construct):
@@ -92,8 +92,10 @@ class ModelStore(Construct):
 
         self.hf_token_secret = secretsmanager.Secret(
             self, HF_TOKEN_SECRET_ID,
-            secret_name=f"vllm-eks/{props.environment_name}/hugging-face-token",
-            description="Hugging Face token for gated models: put-secret-value "
+            # No fixed name: the secret is retained, and a fixed name would block a
+            # re-created stack. The stack output and the tag find it.
+            description=f"vllm-eks {props.environment_name}: Hugging Face token for gated "
+            "models; put-secret-value "
             f'\'{{"{HF_TOKEN_KEY}":"hf_..."}}\'. Empty: anonymous downloads.',
             # The template carries only this empty template; the token is set out of band
             # and never passes through CloudFormation.

@@ -171,7 +171,7 @@ class VllmChart(cdk8s.Chart):
         values = {
             "AWS_REGION": self.props.region,
             "AWS_DEFAULT_REGION": self.props.region,
-            "HOME": f"{CACHE_DIR}/home",
+            "HOME": CACHE_DIR,  # exists (a mount point); ~/.cache etc. are created in it
             "XDG_CACHE_HOME": CACHE_DIR,
             "XDG_CONFIG_HOME": f"{CACHE_DIR}/config",
             "HF_HOME": f"{CACHE_DIR}/huggingface",

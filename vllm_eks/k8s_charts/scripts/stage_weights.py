@@ -37,13 +37,19 @@ def s3_client():
     return boto3.client("s3", region_name=env("AWS_REGION"))
 
 
+def s3_sizes(s3, bucket, prefix):
+    """Key -> size of every object under `prefix`. Listing, not HEAD: the pod's role may
+    list only under its prefix (an s3:prefix condition), and without a matching
+    s3:ListBucket grant S3 answers a HEAD on a missing key with 403, not 404."""
+    sizes = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            sizes[item["Key"]] = item["Size"]
+    return sizes
+
+
 def s3_size(s3, bucket, key):
-    try:
-        return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
-    except s3.exceptions.ClientError as error:
-        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
+    return s3_sizes(s3, bucket, key).get(key)
 
 
 def hugging_face_token():
@@ -63,11 +69,12 @@ def stage_s3(s3, bucket, prefix):
     info = HfApi(token=token).model_info(repo, files_metadata=True)
     files = [f for f in info.siblings if wanted(f.rfilename)]
     scratch = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / "stage"
+    staged = s3_sizes(s3, bucket, prefix)
     total = 0
     for number, file in enumerate(files, 1):
         key = prefix + file.rfilename
         total += file.size or 0
-        if file.size is not None and s3_size(s3, bucket, key) == file.size:
+        if file.size is not None and staged.get(key) == file.size:
             print(f"[{number}/{len(files)}] {key}: already staged", flush=True)
             continue
         print(f"[{number}/{len(files)}] {key}: {file.size or 0:,} bytes", flush=True)
@@ -82,20 +89,18 @@ def stage_s3(s3, bucket, prefix):
 
 def sync_efs(s3, bucket, prefix, directory):
     directory.mkdir(parents=True, exist_ok=True)
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    for page in pages:
-        for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix):]
-            if not relative or relative == MARKER:
-                continue
-            target = directory / relative
-            if target.exists() and target.stat().st_size == item["Size"]:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            s3.download_file(bucket, item["Key"], str(partial))
-            partial.rename(target)
-            print(f"synced {relative}", flush=True)
+    for key, size in sorted(s3_sizes(s3, bucket, prefix).items()):
+        relative = key[len(prefix):]
+        if not relative or relative == MARKER:
+            continue
+        target = directory / relative
+        if target.exists() and target.stat().st_size == size:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        s3.download_file(bucket, key, str(partial))
+        partial.rename(target)
+        print(f"synced {relative}", flush=True)
     (directory / MARKER).write_text(json.dumps({"source": f"s3://{bucket}/{prefix}"}))
 
 
