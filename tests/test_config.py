@@ -44,6 +44,12 @@ def test_public_endpoint_needs_https_and_named_clients():
     assert config.model_source is ModelSource.EFS
 
 
+def test_model_revision_defaults_to_main_and_may_be_pinned():
+    assert parse().model_revision == "main"
+    commit = "56d4cbbb4d29f4355bab4b9a39ccb717a14ad5ad"
+    assert parse(model_revision=commit).model_revision == commit
+
+
 def test_cli_strings_are_converted():
     config = parse(model="deepseek-r1-distill-qwen-32b", tensor_parallel="4",
                    max_model_len="8192", capacity="spot", nat_gateways="1",
@@ -86,6 +92,9 @@ def test_every_context_key_is_documented_in_the_readme():
          r"'10.0.0.1/24' is not a valid IPv4 CIDR \(10.0.0.1/24 has host bits set\)"),
         ({"vpc_cidr": "banana"}, ConfigError, r"-c vpc_cidr: 'banana' is not a valid IPv4"),
         ({"vpc_cidr": "10.0.0.0/24"}, ConfigError, r"vpc_cidr=10.0.0.0/24 is too small"),
+        # Three /19s, three public and three load-balancer /24s do not fit a /17.
+        ({"vpc_cidr": "10.8.0.0/17"}, ConfigError,
+         r"vpc_cidr=10.8.0.0/17 is too small: .* the VPC needs a /16"),
         ({"max_model_len": "32k"}, ConfigError,
          r"-c max_model_len='32k' is not a whole number; pass e.g. -c max_model_len="),
         ({"max_model_len": "100"}, ConfigError, r"-c max_model_len=100 must be at least 256"),
@@ -127,6 +136,8 @@ def test_every_context_key_is_documented_in_the_readme():
          ConfigError, r"-c endpoint_scheme=internet-facing needs HTTPS: pass -c certificate_arn="),
         ({"endpoint_scheme": "internet-facing", "certificate_arn": CERTIFICATE}, ConfigError,
          r"-c endpoint_scheme=internet-facing needs -c endpoint_allowed_cidrs="),
+        ({"model_revision": "refs/pr/1"}, ConfigError,
+         r"-c model_revision='refs/pr/1' is not a Hugging Face branch, tag or commit name"),
         ({"endpoint_allowed_cidrs": "203.0.113.0/33"}, ConfigError,
          r"-c endpoint_allowed_cidrs: '203.0.113.0/33' is not a valid IPv4 CIDR"),
     ],

@@ -132,13 +132,22 @@ def _inline_statements(env, role_prefix: str) -> list[dict]:
 
 def test_efs_driver_creates_access_points_only_on_our_file_system(default_env):
     statements = {s["Sid"]: s for s in _inline_statements(default_env, "StorageDriversEfsCsiRole")}
+    only_driver_tag = {
+        "Null": {"aws:RequestTag/efs.csi.aws.com/cluster": "false"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": "efs.csi.aws.com/cluster"}}
     create = statements["CreateAccessPoints"]
+    assert create["Action"] == "elasticfilesystem:CreateAccessPoint"
     assert "ModelCacheFileSystem" in json.dumps(create["Resource"])
-    assert create["Condition"] == {"StringEquals": {"aws:RequestTag/efs.csi.aws.com/cluster":
-                                                    "true"}}
+    assert create["Condition"] == only_driver_tag
+    # A tagged create is also authorized as TagResource on the new access point.
+    tag = statements["TagNewAccessPoints"]
+    assert tag["Action"] == "elasticfilesystem:TagResource"
+    assert json.dumps(tag["Resource"]).endswith(':access-point/*"]]}')
+    assert tag["Condition"] == {**only_driver_tag, "StringEquals": {
+        "elasticfilesystem:CreateAction": "CreateAccessPoint"}}
     delete = statements["DeleteOwnAccessPoints"]
-    assert delete["Condition"] == {"StringEquals": {"aws:ResourceTag/efs.csi.aws.com/cluster":
-                                                    "true"}}
+    assert delete["Condition"] == {"Null": {"aws:ResourceTag/efs.csi.aws.com/cluster":
+                                            "false"}}
     for statement in statements.values():
         if statement["Resource"] == "*":
             assert all(":Describe" in action for action in statement["Action"])

@@ -20,6 +20,7 @@ from vllm_eks.models.sources import ModelSource, startup_budget_seconds
 from vllm_eks.stacks import CLUSTER_STACK_ID, PROD_STACK_ID
 
 from .conftest import CERTIFICATE_ARN
+from .support import KUBERNETES_RESOURCE
 
 PROD, CLUSTER = PROD_STACK_ID, CLUSTER_STACK_ID
 HELM = "Custom::AWSCDK-EKS-HelmChart"
@@ -76,7 +77,7 @@ def test_gpu_limit_is_the_placements_gpus(env_fixture, request):
 
 def test_deepseek_r1_args(deepseek_env):
     args = vllm_container(deepseek_env)["args"]
-    assert args[0].startswith("s3://") and args[0].endswith("/deepseek-r1/")
+    assert args[0].startswith("s3://") and args[0].endswith("/deepseek-r1/main/")
     joined = " ".join(args)
     assert "--tensor-parallel-size 8" in joined
     assert "--enable-expert-parallel" in args
@@ -208,12 +209,21 @@ def test_weights_are_staged_by_a_job_then_awaited(default_env):
     env = {e["name"]: e["value"] for e in container["env"]}
     model = default_env.config.plan.model
     assert env["HF_MODEL_ID"] == model.hf_id
-    assert env["MODEL_PREFIX"] == f"{model.key}/"
+    assert env["MODEL_PREFIX"] == f"{model.key}/main/"
+    assert env["HF_REVISION"] == "main"
     assert "HuggingFaceTokenSecret" in env["HF_TOKEN_SECRET_ARN"]  # an ARN, not a token
     assert container["command"][-1] == "stage"
     (wait,) = server(default_env)["spec"]["template"]["spec"]["initContainers"]
     assert wait["command"][-1] == "wait"
-    script = objects(default_env)[("ConfigMap", "vllm-eks-scripts")]["data"]["stage_weights.py"]
+    # The Job copies on CPU nodes; a GPU node is never held by (or launched for) it.
+    spec = job["spec"]["template"]["spec"]
+    assert "tolerations" not in spec
+    (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    assert term["matchExpressions"] == [{"key": "vllm-eks.io/node-role", "operator": "In",
+                                         "values": ["system", "general"]}]
+    scripts = objects(default_env)[("ConfigMap", app_name(model.key, "scripts"))]
+    script = scripts["data"]["stage_weights.py"]
     assert "MARKER" in script and "def wait" in script
 
 
@@ -241,7 +251,26 @@ def test_server_reads_only_its_models_prefix(default_env):
                     for a in default_env.resources(PROD, "AWS::EKS::PodIdentityAssociation")
                     .values()}
     assert associations[app_name(default_env.config.plan.model.key)]["Namespace"] == "inference"
-    assert "weights-stager" in associations
+    assert f"{app_name(default_env.config.plan.model.key)}-stager" in associations
+
+
+def test_pods_are_applied_only_after_their_identity_exists(default_env):
+    """EKS injects Pod Identity credentials when a pod is admitted: the association and
+    the role's policies must exist before the manifests that create the pods."""
+    resources = default_env.templates[PROD]["Resources"]
+
+    def logical_id(prefix: str, resource_type: str) -> str:
+        (found,) = [k for k, r in resources.items()
+                    if k.startswith(prefix) and r["Type"] == resource_type]
+        return found
+
+    manifest, association = KUBERNETES_RESOURCE, "AWS::EKS::PodIdentityAssociation"
+    for pods, role in (("Server", "Server"), ("WeightsStaging", "Stager")):
+        depends_on = set(resources[logical_id(f"VllmService{pods}", manifest)]["DependsOn"])
+        assert {logical_id(f"VllmService{role}PodIdentity", association),
+                logical_id(f"VllmService{role}Role", "AWS::IAM::Role"),
+                logical_id(f"VllmService{role}RoleDefaultPolicy", "AWS::IAM::Policy"),
+                } <= depends_on, pods
 
 
 def test_efs_source_mounts_the_shared_cache_read_only(public_efs_env):
@@ -250,7 +279,7 @@ def test_efs_source_mounts_the_shared_cache_read_only(public_efs_env):
     assert volumes["model-cache"]["persistentVolumeClaim"] == {"claimName": "model-cache",
                                                                "readOnly": True}
     args = vllm_container(public_efs_env)["args"]
-    assert args[0] == f"/models/{public_efs_env.config.plan.model.key}"
+    assert args[0] == f"/models/{public_efs_env.config.plan.model.key}/main"
     assert "--load-format" not in args
 
 
@@ -301,7 +330,10 @@ def test_api_key_is_generated_in_secrets_manager_and_mounted(default_env):
     assert api_key["objectName"].startswith("${Ref:VllmServiceApiKey")
     assert not [o for o in default_env.manifests() if o["kind"] == "Secret"]
     container = vllm_container(default_env)
-    assert "VLLM_API_KEY" in container["command"][2]
+    launcher = container["command"][2]
+    assert launcher.startswith("set -eu; ")
+    # An empty key would turn vLLM's authentication off: the container fails instead.
+    assert '[ -n "$VLLM_API_KEY" ] || {' in launcher and "exit 1" in launcher
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["secrets"]["readOnly"] is True
 
@@ -315,6 +347,8 @@ def test_secrets_store_driver_rotates_and_runs_on_gpu_nodes(default_env):
     assert values["enableSecretRotation"] is True
     assert values["syncSecret"] == {"enabled": False}
     assert values["linux"]["tolerations"] == [{"operator": "Exists"}]
+    # The AWS provider takes the pod's Pod Identity token from the driver.
+    assert values["tokenRequests"] == [{"audience": "pods.eks.amazonaws.com"}]
     provider = charts["secrets-store-csi-driver-provider-aws"]
     assert provider["Version"] == versions.SECRETS_STORE_AWS_PROVIDER_CHART_VERSION
     assert json.loads(provider["Values"])["tolerations"] == [{"operator": "Exists"}]
@@ -356,6 +390,9 @@ def test_streams_are_not_cut_by_the_load_balancer(env_fixture, request):
     assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/health"
     assert annotations["alb.ingress.kubernetes.io/target-type"] == "ip"
+    delay = annotations["alb.ingress.kubernetes.io/target-group-attributes"]
+    assert delay == ("deregistration_delay.timeout_seconds="
+                     f"{PRE_STOP_SECONDS + SHUTDOWN_TIMEOUT_SECONDS}")
 
 
 def test_public_endpoint_is_https_with_redirect(public_efs_env):
@@ -407,9 +444,17 @@ def test_server_accepts_only_the_load_balancer_and_prometheus(env_fixture, reque
     policy = objects(env)[("NetworkPolicy", app_name(env.config.plan.model.key))]["spec"]
     sources = [peer for rule in policy["ingress"] for peer in rule["from"]]
     cidrs = {p["ipBlock"]["cidr"] for p in sources if "ipBlock" in p}
+    network = env.templates["VllmNetworkStack"]["Resources"]
     public = env.config.endpoint.scheme.value == "internet-facing"
-    # The ALB sends from its subnets: public ones when internet-facing.
-    assert len(cidrs) == 3 and all(c.endswith("/24" if public else "/19") for c in cidrs)
+    # The ALB sends from its own subnets: the public ones, or the isolated load-balancer
+    # subnets. Never the node subnets, where every pod of the cluster has its address.
+    subnet_kind = "Public" if public else "LoadBalancer"
+    expected = {r["Properties"]["CidrBlock"] for k, r in network.items()
+                if r["Type"] == "AWS::EC2::Subnet" and f"Vpc{subnet_kind}Subnet" in k}
+    assert cidrs == expected and len(cidrs) == 3
+    node_subnets = {r["Properties"]["CidrBlock"] for k, r in network.items()
+                    if r["Type"] == "AWS::EC2::Subnet" and "VpcPrivateSubnet" in k}
+    assert not cidrs & node_subnets
     assert {"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": "monitoring"}}} in sources
     assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {8000}
@@ -426,4 +471,5 @@ def test_outputs_tell_a_user_how_to_call_it(default_env):
         default_env.resources(PROD, "AWS::SecretsManager::Secret")))}
     assert "aws eks update-kubeconfig" in outputs["UpdateKubeconfigCommand"]["Value"]
     uri = render(outputs["ModelS3Uri"]["Value"])
-    assert uri.startswith("s3://") and uri.endswith(f"/{default_env.config.plan.model.key}/")
+    assert uri.startswith("s3://")
+    assert uri.endswith(f"/{default_env.config.plan.model.key}/main/")

@@ -59,11 +59,18 @@ def test_vpc_spans_three_explicit_azs_with_public_and_private_subnets(default_en
     subnets = [r["Properties"] for r in default_env.resources(NETWORK, "AWS::EC2::Subnet").values()]
     zones = {s["AvailabilityZone"] for s in subnets}
     assert zones == {"us-east-1a", "us-east-1b", "us-east-1c"}
-    public = [s for s in subnets if s["MapPublicIpOnLaunch"] is False and any(
-        t["Key"] == "kubernetes.io/role/elb" for t in s["Tags"])]
-    private = [s for s in subnets if any(
-        t["Key"] == "kubernetes.io/role/internal-elb" for t in s["Tags"])]
-    assert len(public) == 3 and len(private) == 3
+
+    def tagged(key):
+        return [s for s in subnets if any(t["Key"] == key for t in s["Tags"])]
+
+    public = [s for s in tagged("kubernetes.io/role/elb") if s["MapPublicIpOnLaunch"] is False]
+    internal_lb = tagged("kubernetes.io/role/internal-elb")
+    private = tagged("karpenter.sh/discovery")
+    assert len(public) == 3 and len(internal_lb) == 3 and len(private) == 3
+    # Internal load balancers get subnets of their own (/24, no pods), never the node
+    # subnets (/19) where every pod has an address.
+    assert all(s["CidrBlock"].endswith("/24") for s in internal_lb)
+    assert not {s["CidrBlock"] for s in internal_lb} & {s["CidrBlock"] for s in private}
     for subnet in private:
         tags = {t["Key"]: t["Value"] for t in subnet["Tags"]}
         assert tags["karpenter.sh/discovery"] == default_env.config.cluster.name

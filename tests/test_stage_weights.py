@@ -86,12 +86,19 @@ def stage(monkeypatch, tmp_path):
         assert region_name == "us-east-1"
         return {"s3": s3, "secretsmanager": secrets}[service]
 
+    gated = types.SimpleNamespace(needs_token=False)
+
     class HfApi:
         def __init__(self, token=None):
             seen_tokens.append(token)
+            self.token = token
 
-        def model_info(self, repo, files_metadata):
-            assert files_metadata
+        def model_info(self, repo, revision, files_metadata):
+            assert files_metadata and revision == "main"
+            if gated.needs_token and not self.token:
+                error = RuntimeError("401 Client Error: gated repository")
+                error.response = types.SimpleNamespace(status_code=401)
+                raise error
             siblings = [types.SimpleNamespace(rfilename=n, size=len(b))
                         for n, b in REPO_FILES.items()]
             return types.SimpleNamespace(sha="abc123", siblings=siblings)
@@ -109,14 +116,15 @@ def stage(monkeypatch, tmp_path):
         HfApi=HfApi, hf_hub_download=hf_hub_download))
     for name, value in {"AWS_REGION": "us-east-1", "HF_MODEL_ID": "org/model",
                         "WEIGHTS_BUCKET": "weights", "MODEL_PREFIX": "model/",
-                        "HF_TOKEN_SECRET_ARN": "arn:secret", "TMPDIR": str(tmp_path)}.items():
+                        "HF_TOKEN_SECRET_ARN": "arn:secret", "TMPDIR": str(tmp_path),
+                        "HF_REVISION": "main"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("EFS_MODEL_DIR", raising=False)
     spec = importlib.util.spec_from_file_location("stage_weights", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.fakes = types.SimpleNamespace(s3=s3, secrets=secrets, downloads=downloads,
-                                         tokens=seen_tokens)
+                                         tokens=seen_tokens, gated=gated)
     return module
 
 
@@ -172,3 +180,28 @@ def test_wait_returns_once_the_marker_exists(stage, monkeypatch):
     monkeypatch.setattr(stage.time, "sleep", fake_sleep)
     stage.wait()
     assert checks == [stage.WAIT_SECONDS]
+
+
+def test_a_gated_model_waits_for_a_token_instead_of_failing(stage, monkeypatch):
+    stage.fakes.gated.needs_token = True
+    naps = []
+
+    def operator_sets_the_token(seconds):
+        naps.append(seconds)
+        stage.fakes.secrets.token = "hf_" + "x" * 34
+
+    monkeypatch.setattr(stage.time, "sleep", operator_sets_the_token)
+    stage.stage()
+    assert naps == [stage.TOKEN_WAIT_SECONDS]
+    assert stage.fakes.tokens == [None, "hf_" + "x" * 34]
+    assert ("weights", "model/.vllm-eks-staged") in stage.fakes.s3.objects
+
+
+def test_other_hub_errors_fail_the_job(stage, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ConnectionError("hub unreachable")
+
+    monkeypatch.setattr(sys.modules["huggingface_hub"], "HfApi", lambda token=None: (
+        types.SimpleNamespace(model_info=broken)))
+    with pytest.raises(ConnectionError):
+        stage.stage()

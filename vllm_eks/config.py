@@ -36,6 +36,8 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+# Becomes an S3 key segment and a directory name: no slashes.
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _CERTIFICATE_ARN = re.compile(
     r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$"
 )
@@ -65,6 +67,7 @@ CONTEXT_KEYS: dict[str, str] = {
     "gpu_limit": "nvidia.com/gpu Karpenter may add in total (default: two nodes' worth)",
     "cpu_limit": "vCPUs of Karpenter's general CPU pool (default 64)",
     "model_source": "where vLLM loads weights from: s3 (default, streamed), efs or hf",
+    "model_revision": "Hugging Face branch, tag or commit to serve (default main)",
     "endpoint_scheme": "load balancer scheme: internal (default) or internet-facing",
     "certificate_arn": "ACM certificate for HTTPS on the endpoint (HTTP is redirected)",
     "endpoint_allowed_cidrs": "comma-separated CIDRs allowed to the endpoint "
@@ -127,6 +130,7 @@ class EnvironmentConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     model_source: ModelSource = ModelSource.S3
+    model_revision: str = "main"
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
     @property
@@ -215,8 +219,20 @@ def _parse(ctx: _ContextReader) -> EnvironmentConfig:
         cluster=_parse_cluster(ctx, plan),
         model_source=_choice(ctx, "model_source", ModelSource, ModelSource.S3,
                              "a model source"),
+        model_revision=_parse_revision(ctx),
         endpoint=_parse_endpoint(ctx, region, network),
     )
+
+
+def _parse_revision(ctx: _ContextReader) -> str:
+    revision = ctx.string("model_revision", "main")
+    if not _REVISION.match(revision):
+        raise ConfigError(
+            f"-c model_revision={revision!r} is not a Hugging Face branch, tag or commit "
+            "name (letters, digits, '.', '_', '-'); pass e.g. -c model_revision=main or a "
+            "40-character commit hash"
+        )
+    return revision
 
 
 def _choice(ctx: _ContextReader, key: str, enum_type: type[enum.Enum], default: enum.Enum,
@@ -296,10 +312,11 @@ def _parse_plan(ctx: _ContextReader) -> DeploymentPlan:
 def _parse_network(ctx: _ContextReader, region: str) -> NetworkConfig:
     cidr = ctx.string("vpc_cidr", NetworkConfig.cidr)
     network = _cidr("vpc_cidr", cidr)
-    if network.prefixlen > 18:
+    if network.prefixlen > 16:
         raise ConfigError(
-            f"-c vpc_cidr={cidr} is too small: pods take VPC addresses (VPC CNI), so the VPC "
-            "needs at least a /18; pass e.g. -c vpc_cidr=10.0.0.0/16"
+            f"-c vpc_cidr={cidr} is too small: pods take VPC addresses (VPC CNI), so each "
+            "AZ gets a /19 for nodes and pods plus /24s for load balancers; the VPC needs a "
+            "/16, e.g. -c vpc_cidr=10.0.0.0/16"
         )
     zones = ctx.string_list("availability_zones") or tuple(f"{region}{s}" for s in "abc")
     if len(zones) != 3 or len(set(zones)) != 3:

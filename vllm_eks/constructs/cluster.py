@@ -27,7 +27,8 @@ from ..nag import acknowledge
 BOTTLEROCKET_OS_VOLUME = "/dev/xvda"
 BOTTLEROCKET_DATA_VOLUME = "/dev/xvdb"
 BOTTLEROCKET_OS_VOLUME_GIB = 4
-SYSTEM_DATA_VOLUME_GIB = 50
+# Controllers, monitoring, and the weights-staging Job's copy of the ~10 GB vLLM image.
+SYSTEM_DATA_VOLUME_GIB = 100
 # The vLLM image is ~10 GB compressed and ~25 GB extracted; torch.compile and CUDA-graph
 # caches add a few GB more.
 GPU_DATA_VOLUME_BASE_GIB = 100

@@ -134,6 +134,3 @@ class ModelStore(Construct):
     def model_prefix(self, model_key: str) -> str:
         """The S3 key prefix a model's weights are staged under."""
         return f"{model_key}/"
-
-    def model_uri(self, model_key: str) -> str:
-        return f"s3://{self.bucket.bucket_name}/{self.model_prefix(model_key)}"

@@ -26,9 +26,9 @@ class NetworkProps:
 
 
 class Network(Construct):
-    """A VPC over three explicit AZs: public subnets for load balancers and NAT, private
-    subnets for nodes and pods, VPC endpoints for the AWS APIs nodes call at boot, and
-    flow logs. No hook is meant to be overridden; compose instead."""
+    """A VPC over three explicit AZs: public subnets for internet-facing load balancers
+    and NAT, private subnets for nodes and pods, isolated subnets for internal load
+    balancers only, VPC endpoints for the AWS APIs nodes call at boot, and flow logs. No hook is meant to be overridden; compose instead."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: NetworkProps) -> None:
         super().__init__(scope, construct_id)
@@ -50,6 +50,13 @@ class Network(Construct):
                 ec2.SubnetConfiguration(
                     name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=19
                 ),
+                # Internal load balancers only, and nothing else: no node or pod ever gets
+                # an address here, so a NetworkPolicy that admits these CIDRs admits the
+                # load balancer and not every pod of the cluster.
+                ec2.SubnetConfiguration(
+                    name="LoadBalancer", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+                    cidr_mask=24,
+                ),
             ],
             restrict_default_security_group=True,
         )
@@ -67,9 +74,13 @@ class Network(Construct):
         self._add_endpoints(config.cidr)
         for subnet in self.vpc.public_subnets:
             cdk.Tags.of(subnet).add(PUBLIC_ELB_TAG, "1")
-        for subnet in self.vpc.private_subnets:
+        for subnet in self.vpc.isolated_subnets:
             cdk.Tags.of(subnet).add(INTERNAL_ELB_TAG, "1")
+        for subnet in self.vpc.private_subnets:
             cdk.Tags.of(subnet).add(KARPENTER_DISCOVERY_TAG, props.cluster_name)
+            # aws-cdk-lib's eks.Cluster tags every private subnet for internal load
+            # balancers; ours live in the isolated subnets only (no pod addresses there).
+            cdk.Tags.of(subnet).remove(INTERNAL_ELB_TAG, priority=1000)
 
     def _add_endpoints(self, cidr: str) -> None:
         # Image layers come from S3: a gateway endpoint keeps multi-GB vLLM pulls (and model

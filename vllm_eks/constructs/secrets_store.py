@@ -51,6 +51,9 @@ class SecretsStoreCsi(Construct):
             # interval, without a redeploy.
             "enableSecretRotation": True,
             "rotationPollInterval": ROTATION_POLL_INTERVAL,
+            # The AWS provider (since 2026-03) takes the pod's Pod Identity token from the
+            # driver; without this audience every mount fails.
+            "tokenRequests": [{"audience": "pods.eks.amazonaws.com"}],
             "linux": {"tolerations": TOLERATE_EVERYTHING},
         }
 

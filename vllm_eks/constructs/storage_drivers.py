@@ -88,11 +88,16 @@ class StorageDrivers(Construct):
         return addon
 
     def _efs_statements(self, store: ModelStore) -> list[iam.PolicyStatement]:
-        """AmazonEFSCSIDriverPolicy, narrowed to this environment's file system."""
+        """AmazonEFSCSIDriverPolicy, narrowed to this environment's file system and
+        access points. Creating a tagged access point is authorized twice: CreateAccessPoint
+        on the file system and TagResource on the new access point."""
         stack = cdk.Stack.of(self)
         access_points = stack.format_arn(
             service="elasticfilesystem", resource="access-point", resource_name="*")
-        tagged_by_driver = {"StringEquals": {f"aws:ResourceTag/{ACCESS_POINT_TAG}": "true"}}
+        only_driver_tag = {
+            "Null": {f"aws:RequestTag/{ACCESS_POINT_TAG}": "false"},
+            "ForAllValues:StringEquals": {"aws:TagKeys": ACCESS_POINT_TAG},
+        }
         return [
             iam.PolicyStatement(
                 sid="DescribeFileSystems",
@@ -103,19 +108,17 @@ class StorageDrivers(Construct):
                 resources=["*"],
             ),
             iam.PolicyStatement(
-                sid="CreateAccessPoints",
-                actions=["elasticfilesystem:CreateAccessPoint",
-                         "elasticfilesystem:TagResource"],
-                resources=[store.file_system.file_system_arn],
-                conditions={"StringEquals": {f"aws:RequestTag/{ACCESS_POINT_TAG}": "true"}},
-            ),
+                sid="CreateAccessPoints", actions=["elasticfilesystem:CreateAccessPoint"],
+                resources=[store.file_system.file_system_arn], conditions=only_driver_tag),
             iam.PolicyStatement(
-                sid="DeleteOwnAccessPoints",
-                actions=["elasticfilesystem:DeleteAccessPoint",
-                         "elasticfilesystem:TagResource"],
+                sid="TagNewAccessPoints", actions=["elasticfilesystem:TagResource"],
                 resources=[access_points],
-                conditions=tagged_by_driver,
-            ),
+                conditions={**only_driver_tag, "StringEquals": {
+                    "elasticfilesystem:CreateAction": "CreateAccessPoint"}}),
+            iam.PolicyStatement(
+                sid="DeleteOwnAccessPoints", actions=["elasticfilesystem:DeleteAccessPoint"],
+                resources=[access_points],
+                conditions={"Null": {f"aws:ResourceTag/{ACCESS_POINT_TAG}": "false"}}),
         ]
 
     def _s3_read_statements(self, store: ModelStore) -> list[iam.PolicyStatement]:

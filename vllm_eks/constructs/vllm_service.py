@@ -15,9 +15,9 @@ from ..config import EndpointConfig, EndpointScheme
 from ..k8s_charts import render
 from ..k8s_charts.vllm import IngressSettings, VllmChart, VllmChartProps, app_name
 from ..k8s_charts.weights_staging import (
-    STAGER_SERVICE_ACCOUNT,
     WeightsStagingChart,
     WeightsStagingProps,
+    stager_name,
 )
 from ..models import DeploymentPlan
 from ..models.sources import ModelSource
@@ -35,6 +35,7 @@ class VllmServiceProps:
     model_source: ModelSource
     endpoint: EndpointConfig
     region: str
+    model_revision: str = "main"  # Hugging Face branch, tag or commit to stage
     namespace: str = "inference"  # created by the inference-namespace chart
     # Applied before the service (the namespace, its policies and the cache claim).
     after: tuple[Construct, ...] = ()
@@ -53,7 +54,10 @@ class VllmService(Construct):
         self.props = props
         model, store = props.plan.model, props.store
         self.name = app_name(model.key)
+        # IAM is scoped to the model; each revision is staged under its own prefix, so a
+        # new revision never overwrites weights that running replicas were loaded from.
         self.model_prefix = store.model_prefix(model.key)
+        self.weights_prefix = f"{self.model_prefix}{props.model_revision}/"
 
         self.api_key = secretsmanager.Secret(
             self, "ApiKey",
@@ -73,29 +77,31 @@ class VllmService(Construct):
         self.api_key.grant_read(self.server_role)
         if props.model_source is ModelSource.HF:
             store.hf_token_secret.grant_read(self.server_role)
-        self._associate("ServerPodIdentity", self.name, self.server_role)
+        server_identity = self._associate("ServerPodIdentity", self.name, self.server_role)
 
         previous: tuple[Construct, ...] = props.after
         if props.model_source is not ModelSource.HF:
             self.stager_role = self._weights_role("StagerRole", f"Stages {model.key} weights",
                                                   write=True)
             store.hf_token_secret.grant_read(self.stager_role)
-            stager_identity = self._associate("StagerPodIdentity", STAGER_SERVICE_ACCOUNT,
+            stager_identity = self._associate("StagerPodIdentity", stager_name(model.key),
                                               self.stager_role)
             staging = render(WeightsStagingChart, "weights-staging", props=WeightsStagingProps(
                 model=model, model_source=props.model_source, region=props.region,
-                weights_bucket=store.bucket.bucket_name, model_prefix=self.model_prefix,
+                weights_bucket=store.bucket.bucket_name, model_prefix=self.weights_prefix,
                 hf_token_secret_arn=store.hf_token_secret.secret_arn,
-                namespace=props.namespace))
+                hf_revision=props.model_revision, namespace=props.namespace))
             self.staging = eks.KubernetesManifest(self, "WeightsStaging", cluster=props.cluster,
                                                   manifest=staging.to_json(), prune=True)
-            self.staging.node.add_dependency(*previous, stager_identity)
+            # EKS gives a pod credentials only if its association (and the role's policies)
+            # exist when the pod is admitted.
+            self.staging.node.add_dependency(*previous, stager_identity, self.stager_role)
             previous = (self.staging,)
 
         self.chart = render(self.chart_class(), self.name, props=self.chart_props())
         self.manifest = eks.KubernetesManifest(self, "Server", cluster=props.cluster,
                                                manifest=self.chart.to_json(), prune=True)
-        self.manifest.node.add_dependency(*previous)
+        self.manifest.node.add_dependency(*previous, server_identity, self.server_role)
 
         hostname = eks.KubernetesObjectValue(
             self, "LoadBalancerHostname", cluster=props.cluster, object_type="ingress",
@@ -120,7 +126,7 @@ class VllmService(Construct):
             model_source=props.model_source,
             region=props.region,
             weights_bucket=store.bucket.bucket_name,
-            model_prefix=self.model_prefix,
+            model_prefix=self.weights_prefix,
             api_key_secret_arn=self.api_key.secret_arn,
             hf_token_secret_arn=store.hf_token_secret.secret_arn,
             ingress=IngressSettings(scheme=endpoint.scheme.value,
@@ -133,11 +139,12 @@ class VllmService(Construct):
     # -- parts -------------------------------------------------------------------------
 
     def _load_balancer_cidrs(self) -> tuple[str, ...]:
-        """The subnets the ALB's nodes live in (it sends to pods from there)."""
+        """The subnets the ALB's nodes live in (it sends to pods from there): public ones,
+        or the isolated load-balancer subnets that hold no pods."""
         vpc = self.props.vpc
         subnets = (vpc.public_subnets
                    if self.props.endpoint.scheme is EndpointScheme.INTERNET_FACING
-                   else vpc.private_subnets)
+                   else vpc.isolated_subnets)
         return tuple(subnet.ipv4_cidr_block for subnet in subnets)
 
     def _read_weights_statements(self, *, write: bool) -> list[iam.PolicyStatement]:

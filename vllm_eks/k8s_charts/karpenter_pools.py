@@ -33,7 +33,7 @@ class KarpenterPoolsProps:
     gpu_limit: int  # nvidia.com/gpu the GPU pool may hold in total
     cpu_limit: int  # vCPUs the general pool may hold in total
     gpu_data_volume_gib: int
-    general_data_volume_gib: int = 50
+    general_data_volume_gib: int = 100  # room for the vLLM image the staging Job uses
 
 
 class KarpenterPoolsChart(cdk8s.Chart):

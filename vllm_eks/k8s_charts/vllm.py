@@ -28,8 +28,6 @@ CACHE_DIR = "/cache"
 EFS_MOUNT = "/models"
 SECRETS_STORE_DRIVER = "secrets-store.csi.k8s.io"
 POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"  # EKS Pod Identity agent (link-local)
-# Where the staging script lives (a ConfigMap of the weights-staging chart).
-SCRIPTS_CONFIGMAP = "vllm-eks-scripts"
 STAGE_SCRIPT = "stage_weights.py"
 
 # Draining: the preStop pause lets the load balancer deregister the pod before vLLM stops
@@ -46,9 +44,23 @@ STREAMER_CONCURRENCY = 16
 STREAMER_MEMORY_LIMIT_BYTES = 5 * GIB
 
 
-def app_name(model_key: str) -> str:
-    """Kubernetes name of a model's objects: a DNS-1035 label (no dots)."""
-    return f"vllm-{model_key.replace('.', '-')}"[:63].rstrip("-")
+def app_name(model_key: str, suffix: str = "") -> str:
+    """Kubernetes name of a model's objects (with an optional role suffix): a DNS-1035
+    label, so models never collide in the shared namespace."""
+    name = f"vllm-{model_key.replace('.', '-')}"
+    if suffix:
+        name = f"{name[:62 - len(suffix)].rstrip('-')}-{suffix}"
+    return name[:63].rstrip("-")
+
+
+def scripts_configmap(model_key: str) -> str:
+    """The ConfigMap (weights-staging chart) holding the staging script."""
+    return app_name(model_key, "scripts")
+
+
+def efs_model_dir(model_prefix: str) -> str:
+    """Where a staged model (revision) lives on the shared EFS volume."""
+    return f"{EFS_MOUNT}/{model_prefix.strip('/')}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,7 +77,7 @@ class VllmChartProps:
     model_source: ModelSource
     region: str
     weights_bucket: str  # bucket name; may be a CDK token
-    model_prefix: str  # S3 key prefix of the model's weights, "<key>/"
+    model_prefix: str  # S3 key prefix of the staged weights, "<key>/<revision>/"
     api_key_secret_arn: str  # Secrets Manager; may be a CDK token
     hf_token_secret_arn: str  # Secrets Manager; may be a CDK token
     ingress: IngressSettings
@@ -126,7 +138,7 @@ class VllmChart(cdk8s.Chart):
         if source is ModelSource.S3:
             return f"s3://{self.props.weights_bucket}/{self.props.model_prefix}"
         if source is ModelSource.EFS:
-            return f"{EFS_MOUNT}/{self.model.key}"
+            return efs_model_dir(self.props.model_prefix)
         return self.model.hf_id
 
     def node_instance_types(self) -> list[str]:
@@ -216,7 +228,7 @@ class VllmChart(cdk8s.Chart):
         ]
         if self.props.model_source is not ModelSource.HF:
             volumes.append(k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
-                name=SCRIPTS_CONFIGMAP)))
+                name=scripts_configmap(self.model.key))))
         if self.props.model_source is ModelSource.EFS:
             volumes.append(k8s.Volume(
                 name="model-cache",
@@ -241,11 +253,18 @@ class VllmChart(cdk8s.Chart):
         # The key is read from the mounted secret into the environment of `vllm serve`
         # only: never a manifest, a ConfigMap or a Kubernetes Secret. `exec` makes vLLM
         # PID 1, so it receives SIGTERM and drains.
-        exports = [f'export VLLM_API_KEY="$(cat {SECRETS_DIR}/api-key)"']
+        # An empty key would switch authentication off: fail closed instead.
+        steps = [
+            "set -eu",
+            f'VLLM_API_KEY="$(cat {SECRETS_DIR}/api-key)"',
+            '[ -n "$VLLM_API_KEY" ] || { echo "vllm-eks: the API key file is empty" >&2; '
+            'exit 1; }',
+            "export VLLM_API_KEY",
+        ]
         if self.props.model_source is ModelSource.HF:
-            exports.append(f'HF_TOKEN="$(cat {SECRETS_DIR}/hf-token)"; '
-                           '[ -n "$HF_TOKEN" ] && export HF_TOKEN')
-        launcher = "; ".join(exports) + '; exec vllm serve "$@"'
+            steps.append(f'HF_TOKEN="$(cat {SECRETS_DIR}/hf-token)"; '
+                         'if [ -n "$HF_TOKEN" ]; then export HF_TOKEN; fi')
+        launcher = "; ".join(steps) + '; exec vllm serve "$@"'
         http = k8s.HttpGetAction(path=HEALTH_PATH, port=k8s.IntOrString.from_string(PORT_NAME))
         return k8s.Container(
             name="vllm",
@@ -299,7 +318,8 @@ class VllmChart(cdk8s.Chart):
         mounts = [k8s.VolumeMount(name="scripts", mount_path=SCRIPTS_DIR, read_only=True),
                   k8s.VolumeMount(name="tmp", mount_path="/tmp")]
         if self.props.model_source is ModelSource.EFS:
-            env.append(k8s.EnvVar(name="EFS_MODEL_DIR", value=f"{EFS_MOUNT}/{self.model.key}"))
+            env.append(k8s.EnvVar(name="EFS_MODEL_DIR",
+                                  value=efs_model_dir(self.props.model_prefix)))
             mounts.append(k8s.VolumeMount(name="model-cache", mount_path=EFS_MOUNT,
                                           read_only=True))
         return [k8s.Container(
@@ -353,9 +373,10 @@ class VllmChart(cdk8s.Chart):
                 f"idle_timeout.timeout_seconds={ingress.idle_timeout_seconds}",
                 "routing.http.drop_invalid_header_fields.enabled=true",
             ]),
-            # Streams in flight on a deregistered target run to vLLM's shutdown timeout.
+            # Streams in flight on a deregistered target run until vLLM's drain ends.
             "alb.ingress.kubernetes.io/target-group-attributes":
-                f"deregistration_delay.timeout_seconds={SHUTDOWN_TIMEOUT_SECONDS}",
+                "deregistration_delay.timeout_seconds="
+                f"{PRE_STOP_SECONDS + SHUTDOWN_TIMEOUT_SECONDS}",
         }
         if ingress.certificate_arn:
             annotations.update({

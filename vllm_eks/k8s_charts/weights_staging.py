@@ -12,7 +12,7 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from .. import versions
-from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
+from ..labels import NODE_ROLE_LABEL
 from ..models import ModelProfile
 from ..models.profile import GIB
 from ..models.sources import ModelSource
@@ -20,16 +20,21 @@ from .inference_namespace import MODEL_CACHE_CLAIM
 from .pod_security import container_security_context, pod_security_context
 from .vllm import (
     EFS_MOUNT,
-    SCRIPTS_CONFIGMAP,
     SCRIPTS_DIR,
     STAGE_SCRIPT,
     app_name,
+    efs_model_dir,
     egress_to_aws_apis,
+    scripts_configmap,
 )
 
-STAGER_SERVICE_ACCOUNT = "weights-stager"
-# One shard at a time passes through local disk (the largest are ~10 GB).
-SCRATCH_GIB = 50
+# One shard at a time passes through local disk (safetensors shards are <= ~10 GB).
+SCRATCH_GIB = 20
+
+
+def stager_name(model_key: str) -> str:
+    """The staging ServiceAccount (and its NetworkPolicy) of one model."""
+    return app_name(model_key, "stager")
 
 
 def stage_script() -> str:
@@ -42,8 +47,9 @@ class WeightsStagingProps:
     model_source: ModelSource  # S3 or EFS (HF needs no staging)
     region: str
     weights_bucket: str  # may be a CDK token
-    model_prefix: str
+    model_prefix: str  # "<key>/<revision>/"
     hf_token_secret_arn: str  # may be a CDK token
+    hf_revision: str = "main"  # branch, tag or commit of the Hugging Face repository
     namespace: str = "inference"
 
 
@@ -59,21 +65,22 @@ class WeightsStagingChart(cdk8s.Chart):
         super().__init__(scope, construct_id, namespace=props.namespace,
                          disable_resource_name_hashes=True)
         self.props = props
+        name = stager_name(props.model.key)
         labels = {"app.kubernetes.io/name": "weights-stager",
                   "app.kubernetes.io/part-of": "vllm-eks",
                   "vllm-eks.io/model": props.model.key}
         script = stage_script()
         k8s.KubeConfigMap(self, "Scripts",
-                          metadata=k8s.ObjectMeta(name=SCRIPTS_CONFIGMAP, labels=labels),
+                          metadata=k8s.ObjectMeta(name=scripts_configmap(props.model.key),
+                                                  labels=labels),
                           data={STAGE_SCRIPT: script})
         k8s.KubeServiceAccount(self, "ServiceAccount",
-                               metadata=k8s.ObjectMeta(name=STAGER_SERVICE_ACCOUNT,
-                                                       labels=labels))
+                               metadata=k8s.ObjectMeta(name=name, labels=labels))
         spec = self._job_spec(labels)
         # Everything that shapes the Job except CDK tokens (bucket and secret names are
         # fixed for the life of an environment).
-        identity = [props.model.key, props.model.hf_id, props.model_source.value,
-                    versions.VLLM_IMAGE, script]
+        identity = [props.model.key, props.model.hf_id, props.hf_revision, props.model_prefix,
+                    props.model_source.value, versions.VLLM_IMAGE, script]
         digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:8]
         k8s.KubeJob(
             self, "Job",
@@ -83,7 +90,7 @@ class WeightsStagingChart(cdk8s.Chart):
         )
         k8s.KubeNetworkPolicy(
             self, "NetworkPolicy",
-            metadata=k8s.ObjectMeta(name="weights-stager", labels=labels),
+            metadata=k8s.ObjectMeta(name=name, labels=labels),
             spec=k8s.NetworkPolicySpec(
                 pod_selector=k8s.LabelSelector(match_labels=labels),
                 policy_types=["Egress"],
@@ -96,6 +103,7 @@ class WeightsStagingChart(cdk8s.Chart):
         env = {
             "AWS_REGION": props.region,
             "HF_MODEL_ID": props.model.hf_id,
+            "HF_REVISION": props.hf_revision,
             "WEIGHTS_BUCKET": props.weights_bucket,
             "MODEL_PREFIX": props.model_prefix,
             "HF_TOKEN_SECRET_ARN": props.hf_token_secret_arn,
@@ -108,12 +116,12 @@ class WeightsStagingChart(cdk8s.Chart):
                   k8s.VolumeMount(name="scratch", mount_path="/scratch")]
         volumes = [
             k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
-                name=SCRIPTS_CONFIGMAP)),
+                name=scripts_configmap(props.model.key))),
             k8s.Volume(name="scratch", empty_dir=k8s.EmptyDirVolumeSource(
                 size_limit=k8s.Quantity.from_string(f"{SCRATCH_GIB}Gi"))),
         ]
         if props.model_source is ModelSource.EFS:
-            env["EFS_MODEL_DIR"] = f"{EFS_MOUNT}/{props.model.key}"
+            env["EFS_MODEL_DIR"] = efs_model_dir(props.model_prefix)
             mounts.append(k8s.VolumeMount(name="model-cache", mount_path=EFS_MOUNT))
             volumes.append(k8s.Volume(
                 name="model-cache",
@@ -128,21 +136,18 @@ class WeightsStagingChart(cdk8s.Chart):
             template=k8s.PodTemplateSpec(
                 metadata=k8s.ObjectMeta(labels=labels),
                 spec=k8s.PodSpec(
-                    service_account_name=STAGER_SERVICE_ACCOUNT,
+                    service_account_name=stager_name(props.model.key),
                     restart_policy="OnFailure",
                     security_context=pod_security_context(),
-                    # Prefer a GPU node: the (large) vLLM image it pulls is then already
-                    # there when the vLLM replica starts.
-                    tolerations=[k8s.Toleration(key=GPU_TAINT_KEY, operator="Exists",
-                                                effect="NoSchedule")],
+                    # CPU nodes only: a GPU node would sit under a copy job (and a replica
+                    # sharing it might not fit next to it).
                     affinity=k8s.Affinity(node_affinity=k8s.NodeAffinity(
-                        preferred_during_scheduling_ignored_during_execution=[
-                            k8s.PreferredSchedulingTerm(
-                                weight=100,
-                                preference=k8s.NodeSelectorTerm(match_expressions=[
-                                    k8s.NodeSelectorRequirement(
-                                        key=NODE_ROLE_LABEL, operator="In", values=["gpu"]),
-                                ]))])),
+                        required_during_scheduling_ignored_during_execution=k8s.NodeSelector(
+                            node_selector_terms=[k8s.NodeSelectorTerm(match_expressions=[
+                                k8s.NodeSelectorRequirement(
+                                    key=NODE_ROLE_LABEL, operator="In",
+                                    values=["system", "general"]),
+                            ])]))),
                     containers=[k8s.Container(
                         name="stage",
                         image=versions.VLLM_IMAGE,  # python3, huggingface_hub and boto3

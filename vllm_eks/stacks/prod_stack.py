@@ -40,7 +40,8 @@ class ProdStack(cdk.Stack):
             props=VllmServiceProps(
                 cluster=eks_cluster, vpc=vpc, store=store, plan=plan,
                 model_source=config.model_source, endpoint=config.endpoint,
-                region=config.region, namespace=namespace_chart.props.namespace,
+                region=config.region, model_revision=config.model_revision,
+                namespace=namespace_chart.props.namespace,
                 after=(namespace,),
             ),
         )
@@ -58,7 +59,8 @@ class ProdStack(cdk.Stack):
             description="Read the key: aws secretsmanager get-secret-value --secret-id <arn> "
             "--query SecretString --output text",
         )
-        cdk.CfnOutput(self, "ModelS3Uri", value=store.model_uri(plan.model.key),
+        cdk.CfnOutput(self, "ModelS3Uri",
+                      value=f"s3://{store.bucket.bucket_name}/{self.service.weights_prefix}",
                       description=f"Where the weights are staged (model_source="
                       f"{config.model_source.value})")
         cdk.CfnOutput(

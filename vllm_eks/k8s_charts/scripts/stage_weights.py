@@ -24,6 +24,7 @@ MARKER = ".vllm-eks-staged"
 SKIPPED_PREFIXES = ("original/", "metal/")
 SKIPPED_SUFFIXES = (".pth", ".gguf")
 WAIT_SECONDS = 30
+TOKEN_WAIT_SECONDS = 60
 
 
 def env(name):
@@ -62,11 +63,32 @@ def wanted(path):
     return not (path.startswith(SKIPPED_PREFIXES) or path.endswith(SKIPPED_SUFFIXES))
 
 
-def stage_s3(s3, bucket, prefix):
-    from huggingface_hub import HfApi, hf_hub_download
+def model_info(repo, revision):
+    """The repository's files at `revision`, and the token that could read them. A gated
+    or private repository without a (valid) token waits for one to be put into the
+    secret, instead of failing the Job: the Job then finishes on its own."""
+    from huggingface_hub import HfApi
 
-    repo, token = env("HF_MODEL_ID"), hugging_face_token()
-    info = HfApi(token=token).model_info(repo, files_metadata=True)
+    while True:
+        token = hugging_face_token()
+        try:
+            return HfApi(token=token).model_info(repo, revision=revision,
+                                                 files_metadata=True), token
+        except Exception as error:  # huggingface_hub's HTTP errors carry the response
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            if status not in (401, 403):
+                raise
+            print(f"{repo} needs a Hugging Face token with access (HTTP {status}): put "
+                  f'{{"token": "hf_..."}} into {env("HF_TOKEN_SECRET_ARN")}; checking '
+                  f"again in {TOKEN_WAIT_SECONDS} s", flush=True)
+            time.sleep(TOKEN_WAIT_SECONDS)
+
+
+def stage_s3(s3, bucket, prefix):
+    from huggingface_hub import hf_hub_download
+
+    repo = env("HF_MODEL_ID")
+    info, token = model_info(repo, env("HF_REVISION"))
     files = [f for f in info.siblings if wanted(f.rfilename)]
     scratch = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / "stage"
     staged = s3_sizes(s3, bucket, prefix)
