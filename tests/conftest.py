@@ -45,3 +45,20 @@ PUBLIC_EFS_CONTEXT = {
 def public_efs_env(tmp_path_factory) -> SynthResult:
     """The default model behind an internet-facing HTTPS endpoint, weights from EFS."""
     return synth_environment(PUBLIC_EFS_CONTEXT, tmp_path_factory.mktemp("public-efs"))
+
+
+# Every observability and autoscaling option away from its default.
+OPTIONS_CONTEXT = {
+    "ttft_slo_ms": "250",
+    "min_replicas": "2",
+    "max_replicas": "3",
+    "cloudwatch": "true",
+    "grafana_alb": "true",
+    "prometheus_retention_days": "30",
+}
+
+
+@pytest.fixture(scope="session")
+def options_env(tmp_path_factory) -> SynthResult:
+    """The default model with 2-3 replicas, a tighter SLO, CloudWatch and Grafana's ALB."""
+    return synth_environment(OPTIONS_CONTEXT, tmp_path_factory.mktemp("options"))

@@ -19,11 +19,22 @@ import yaml
 CRD_DIR = Path(__file__).parent / "fixtures" / "crds"
 
 
+def _python_pattern(pattern: str) -> str:
+    """CRD patterns are Go (RE2) regexes: Go accepts a global flag group such as `(?i)`
+    anywhere, Python only at the start."""
+    for flag in ("(?i)", "(?s)", "(?m)"):
+        if flag in pattern and not pattern.startswith(flag):
+            pattern = flag + pattern.replace(flag, "")
+    return pattern
+
+
 def _strict(schema: dict) -> dict:
     schema = copy.deepcopy(schema)
 
     def walk(node):
         if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                node["pattern"] = _python_pattern(node["pattern"])
             if ("properties" in node and "additionalProperties" not in node
                     and not node.get("x-kubernetes-preserve-unknown-fields")):
                 node["additionalProperties"] = False

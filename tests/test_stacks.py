@@ -165,7 +165,8 @@ def test_addons_are_pinned_and_network_policy_is_enforced(default_env):
     addons = {r["Properties"]["AddonName"]: r["Properties"]
               for r in default_env.resources(CLUSTER, "AWS::EKS::Addon").values()}
     assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent",
-                           "aws-efs-csi-driver", "aws-mountpoint-s3-csi-driver"}
+                           "aws-efs-csi-driver", "aws-mountpoint-s3-csi-driver",
+                           "aws-ebs-csi-driver"}
     for name, props in addons.items():
         assert props["AddonVersion"] == versions.EKS_ADDON_VERSIONS[name]
     assert json.loads(addons["vpc-cni"]["ConfigurationValues"]) == {"enableNetworkPolicy": "true"}
@@ -225,7 +226,14 @@ def test_launch_templates_encrypt_volumes_and_require_imdsv2(default_env, ami_ty
     assert set(devices) == {"/dev/xvda", "/dev/xvdb"}
     for ebs in devices.values():
         assert ebs["Encrypted"] is True and ebs["VolumeType"] == "gp3"
-    assert "ImageId" not in data and "UserData" not in data  # EKS supplies the Bottlerocket AMI
+    assert "ImageId" not in data  # EKS supplies the Bottlerocket AMI
+    if ami_type == "BOTTLEROCKET_x86_64_NVIDIA":
+        # Bottlerocket TOML (EKS merges its own settings in): NVML for dcgm-exporter.
+        user_data = data["UserData"]["Fn::Base64"]
+        assert "[settings.nvidia-container-runtime]" in user_data
+        assert "visible-devices-envvar-when-unprivileged = true" in user_data
+    else:
+        assert "UserData" not in data
 
 
 def test_gpu_data_volume_holds_the_image_and_the_weights(default_env):

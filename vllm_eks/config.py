@@ -72,6 +72,13 @@ CONTEXT_KEYS: dict[str, str] = {
     "certificate_arn": "ACM certificate for HTTPS on the endpoint (HTTP is redirected)",
     "endpoint_allowed_cidrs": "comma-separated CIDRs allowed to the endpoint "
     "(default: the VPC CIDR when internal; required when internet-facing)",
+    "prometheus_retention_days": "days Prometheus keeps metrics (default 15)",
+    "prometheus_storage_gib": "Prometheus volume size in GiB (default 100)",
+    "ttft_slo_ms": "time-to-first-token p95 target in milliseconds (default 400)",
+    "min_replicas": "fewest vLLM replicas the autoscaler keeps (default 1, at least 1)",
+    "max_replicas": "most vLLM replicas the autoscaler runs (default 2)",
+    "cloudwatch": "true adds the amazon-cloudwatch-observability add-on (default false)",
+    "grafana_alb": "true puts Grafana behind an internal ALB (default false: port-forward)",
 }
 
 
@@ -121,6 +128,27 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ObservabilityConfig:
+    """Prometheus, Grafana and the SLO the alerts watch."""
+
+    retention_days: int = 15
+    storage_gib: int = 100
+    ttft_slo_seconds: float = 0.4
+    cloudwatch: bool = False
+    grafana_alb: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoscalingConfig:
+    """KEDA scaling of the vLLM Deployment on its queue."""
+
+    # At least 1: the scaling signals are vLLM's own metrics, which do not exist while no
+    # replica runs, so nothing could wake a model scaled to zero.
+    min_replicas: int = 1
+    max_replicas: int = 2
+
+
+@dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     """Everything one environment (a CLI deploy or a pipeline stage) is built from."""
 
@@ -132,6 +160,8 @@ class EnvironmentConfig:
     model_source: ModelSource = ModelSource.S3
     model_revision: str = "main"
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    autoscaling: AutoscalingConfig = field(default_factory=AutoscalingConfig)
 
     @property
     def gpu_limit(self) -> int:
@@ -194,6 +224,34 @@ class _ContextReader:
             raise ConfigError(f"-c {key}={number} must be between 0 and 1, e.g. {default}")
         return number
 
+    def number(self, key: str, default: float) -> float:
+        """A positive number (context strings or JSON numbers)."""
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            number = float(value) if not isinstance(value, bool) else float("nan")
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not number > 0 or number == float("inf"):
+            raise ConfigError(
+                f"-c {key}={value!r} is not a positive number; pass e.g. -c {key}={default:g}"
+            )
+        return number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("true", "yes", "1"):
+            return True
+        if text in ("false", "no", "0"):
+            return False
+        raise ConfigError(f"-c {key}={value!r} is not true or false; pass -c {key}=true")
+
     def string_list(self, key: str) -> tuple[str, ...]:
         value = self.raw(key)
         if value is None:
@@ -221,7 +279,39 @@ def _parse(ctx: _ContextReader) -> EnvironmentConfig:
                              "a model source"),
         model_revision=_parse_revision(ctx),
         endpoint=_parse_endpoint(ctx, region, network),
+        observability=_parse_observability(ctx),
+        autoscaling=_parse_autoscaling(ctx),
     )
+
+
+def _parse_observability(ctx: _ContextReader) -> ObservabilityConfig:
+    defaults = ObservabilityConfig()
+    slo_ms = ctx.number("ttft_slo_ms", defaults.ttft_slo_seconds * 1000)
+    return ObservabilityConfig(
+        retention_days=ctx.integer("prometheus_retention_days", defaults.retention_days),
+        storage_gib=ctx.integer("prometheus_storage_gib", defaults.storage_gib, minimum=10),
+        ttft_slo_seconds=slo_ms / 1000,
+        cloudwatch=ctx.boolean("cloudwatch", defaults.cloudwatch),
+        grafana_alb=ctx.boolean("grafana_alb", defaults.grafana_alb),
+    )
+
+
+def _parse_autoscaling(ctx: _ContextReader) -> AutoscalingConfig:
+    defaults = AutoscalingConfig()
+    minimum = ctx.integer("min_replicas", defaults.min_replicas, minimum=0)
+    if minimum == 0:
+        raise ConfigError(
+            "-c min_replicas=0 (scale to zero) is not offered: KEDA scales on vLLM's own "
+            "queue metrics, which do not exist while no replica runs, so no request could "
+            "wake the model; pass -c min_replicas=1 or more"
+        )
+    maximum = ctx.integer("max_replicas", max(defaults.max_replicas, minimum))
+    if minimum > maximum:
+        raise ConfigError(
+            f"-c min_replicas={minimum} is above -c max_replicas={maximum}; raise "
+            f"-c max_replicas to at least {minimum}"
+        )
+    return AutoscalingConfig(min_replicas=minimum, max_replicas=maximum)
 
 
 def _parse_revision(ctx: _ContextReader) -> str:

@@ -28,6 +28,8 @@ EKS_ADDON_VERSIONS: dict[str, str] = {
     "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
     "aws-efs-csi-driver": "v3.4.0-eksbuild.1",
     "aws-mountpoint-s3-csi-driver": "v2.5.0-eksbuild.1",
+    "aws-ebs-csi-driver": "v1.60.1-eksbuild.1",  # Prometheus and Alertmanager volumes
+    "amazon-cloudwatch-observability": "v6.0.1-eksbuild.1",  # only with -c cloudwatch=true
 }
 
 # vLLM server image (entrypoint `vllm serve`). Never `:latest`.
@@ -61,3 +63,14 @@ SECRETS_STORE_AWS_PROVIDER_CHART_REPOSITORY = (
 # installed directly.
 ALB_CONTROLLER_CHART_VERSION = "3.5.0"
 ALB_CONTROLLER_CHART_REPOSITORY = "https://aws.github.io/eks-charts"
+
+# Observability. kube-prometheus-stack 88.2.0 ships Prometheus Operator v0.93.0, the
+# version of the ServiceMonitor/PodMonitor/PrometheusRule CRDs the tests validate against
+# (tests/fixtures/crds); move both together.
+KUBE_PROMETHEUS_STACK_CHART_VERSION = "88.2.0"
+KUBE_PROMETHEUS_STACK_CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
+DCGM_EXPORTER_CHART_VERSION = "4.8.3"
+DCGM_EXPORTER_CHART_REPOSITORY = "https://nvidia.github.io/dcgm-exporter/helm-charts"
+# KEDA: chart version == KEDA version; ScaledObject CRD fixture from v2.20.2.
+KEDA_CHART_VERSION = "2.20.2"
+KEDA_CHART_REPOSITORY = "https://kedacore.github.io/charts"

@@ -14,6 +14,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from .. import versions
+from ..bottlerocket import GPU_NODE_SETTINGS
 from ..config import ClusterConfig
 from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
@@ -223,7 +224,7 @@ class GpuCluster(Construct):
         return worker_node_role(self, "NodeRole", "EKS worker nodes (system and GPU node groups)")
 
     def _launch_template(self, construct_id: str, data_volume_gib: int, *,
-                         throughput: int) -> ec2.LaunchTemplate:
+                         throughput: int, settings: str | None = None) -> ec2.LaunchTemplate:
         def volume(size: int, **extra) -> ec2.BlockDeviceVolume:
             return ec2.BlockDeviceVolume.ebs(
                 size, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3,
@@ -239,6 +240,8 @@ class GpuCluster(Construct):
                 ec2.BlockDevice(device_name=BOTTLEROCKET_DATA_VOLUME,
                                 volume=volume(data_volume_gib, throughput=throughput)),
             ],
+            # Bottlerocket TOML; EKS merges its own settings (cluster, node labels) into it.
+            user_data=ec2.UserData.custom(settings) if settings else None,
             http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
             # Pods use EKS Pod Identity, never the node's role: a hop limit of 1 keeps the
             # instance metadata service out of their reach.
@@ -271,7 +274,7 @@ class GpuCluster(Construct):
         config = self.props.config
         plan = self.props.plan
         template = self._launch_template("GpuLaunchTemplate", gpu_data_volume_gib(plan),
-                                         throughput=500)
+                                         throughput=500, settings=GPU_NODE_SETTINGS)
         nodegroup = self.cluster.add_nodegroup_capacity(
             "GpuNodes",
             ami_type=eks.NodegroupAmiType.BOTTLEROCKET_X86_64_NVIDIA,

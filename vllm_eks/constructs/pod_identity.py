@@ -8,17 +8,20 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from ..nag import acknowledge_wildcards
+from ..nag import acknowledge, acknowledge_wildcards
 
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 
 
 def pod_identity_role(scope: Construct, construct_id: str, *, description: str,
                       statements: list[iam.PolicyStatement] | None = None,
-                      wildcard_reason: str | None = None) -> iam.Role:
+                      wildcard_reason: str | None = None,
+                      aws_managed_policy: str | None = None,
+                      managed_policy_reason: str | None = None) -> iam.Role:
     """A role EKS Pod Identity hands to a service account (AssumeRole + TagSession from
-    `pods.eks.amazonaws.com`), with `statements` as its inline policy. Wildcards in them
-    are acknowledged to cdk-nag with `wildcard_reason`."""
+    `pods.eks.amazonaws.com`), with `statements` as its inline policy (wildcards in them
+    acknowledged to cdk-nag with `wildcard_reason`) and/or one AWS managed policy
+    (acknowledged with `managed_policy_reason`)."""
     role = iam.Role(
         scope, construct_id,
         assumed_by=iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_session_tags(),
@@ -28,6 +31,13 @@ def pod_identity_role(scope: Construct, construct_id: str, *, description: str,
     )
     if statements and wildcard_reason:
         acknowledge_wildcards(role, statements, wildcard_reason)
+    if aws_managed_policy:
+        if not managed_policy_reason:
+            raise ValueError(f"say why {construct_id} needs {aws_managed_policy}")
+        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(
+            aws_managed_policy))
+        acknowledge(role, "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam"
+                    f"::aws:policy/{aws_managed_policy}]", managed_policy_reason)
     return role
 
 

@@ -13,13 +13,14 @@ from constructs import Construct
 
 from .. import versions
 from ..k8s_charts import render
-from ..k8s_charts.storage import EfsStorageClassChart, EfsStorageClassProps
+from ..k8s_charts.storage import StorageClassesChart, StorageClassesProps
 from .cluster import GpuCluster
 from .model_store import ModelStore
 from .pod_identity import pod_identity_role
 
 EFS_CONTROLLER_SERVICE_ACCOUNT = "efs-csi-controller-sa"
 S3_DRIVER_SERVICE_ACCOUNT = "s3-csi-driver-sa"
+EBS_CONTROLLER_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 ACCESS_POINT_TAG = "efs.csi.aws.com/cluster"
 
 
@@ -30,9 +31,10 @@ class StorageDriversProps:
 
 
 class StorageDrivers(Construct):
-    """`aws-efs-csi-driver` and `aws-mountpoint-s3-csi-driver` as pinned EKS add-ons with
-    EKS Pod Identity roles scoped to this environment's file system and bucket, NFS from
-    the cluster's nodes to the file system, and the `efs-model-cache` StorageClass."""
+    """`aws-efs-csi-driver`, `aws-mountpoint-s3-csi-driver` and `aws-ebs-csi-driver` as
+    pinned EKS add-ons with EKS Pod Identity roles (EFS and S3 scoped to this environment's
+    file system and bucket), NFS from the cluster's nodes to the file system, and the
+    `efs-model-cache` and `gp3-encrypted` StorageClasses."""
 
     def __init__(self, scope: Construct, construct_id: str, *,
                  props: StorageDriversProps) -> None:
@@ -61,13 +63,22 @@ class StorageDrivers(Construct):
                                     S3_DRIVER_SERVICE_ACCOUNT, s3_role,
                                     configuration={"node": {"tolerateAllTaints": True}})
 
-        storage_class = render(
-            EfsStorageClassChart, "efs-storage-class",
-            props=EfsStorageClassProps(file_system_id=store.file_system.file_system_id),
+        ebs_role = pod_identity_role(
+            self, "EbsCsiRole", description="EBS CSI controller: volumes for monitoring",
+            aws_managed_policy="service-role/AmazonEBSCSIDriverPolicy",
+            managed_policy_reason="AWS's policy for the EBS CSI driver: volume IDs are only "
+            "known at run time and AWS keeps the tag-scoped statements in step with the "
+            "driver.")
+        self.ebs_addon = self._addon(gpu_cluster, "aws-ebs-csi-driver",
+                                     EBS_CONTROLLER_SERVICE_ACCOUNT, ebs_role)
+
+        storage_classes = render(
+            StorageClassesChart, "storage-classes",
+            props=StorageClassesProps(file_system_id=store.file_system.file_system_id),
         )
-        self.storage_class = eks.KubernetesManifest(
-            self, "EfsStorageClass", cluster=cluster, manifest=storage_class.to_json())
-        self.storage_class.node.add_dependency(self.efs_addon)
+        self.storage_classes = eks.KubernetesManifest(
+            self, "StorageClasses", cluster=cluster, manifest=storage_classes.to_json())
+        self.storage_classes.node.add_dependency(self.efs_addon, self.ebs_addon)
 
     def _addon(self, gpu_cluster: GpuCluster, name: str, service_account: str,
                role: iam.Role, configuration: dict | None = None) -> eks.CfnAddon:

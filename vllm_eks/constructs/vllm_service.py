@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -19,10 +19,13 @@ from ..k8s_charts.weights_staging import (
     WeightsStagingProps,
     stager_name,
 )
+from ..k8s_charts.vllm_observability import VllmObservabilityChart, VllmObservabilityProps
 from ..models import DeploymentPlan
+from ..observability.alerts import AlertSettings
 from ..models.sources import ModelSource
 from ..nag import acknowledge
 from .model_store import ModelStore
+from .observability import PROMETHEUS_URL
 from .pod_identity import associate, pod_identity_role
 
 
@@ -36,6 +39,10 @@ class VllmServiceProps:
     endpoint: EndpointConfig
     region: str
     model_revision: str = "main"  # Hugging Face branch, tag or commit to stage
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    min_replicas: int = 1  # KEDA, at least 1
+    max_replicas: int = 2
+    prometheus_url: str = PROMETHEUS_URL
     namespace: str = "inference"  # created by the inference-namespace chart
     # Applied before the service (the namespace, its policies and the cache claim).
     after: tuple[Construct, ...] = ()
@@ -43,8 +50,9 @@ class VllmServiceProps:
 
 class VllmService(Construct):
     """The API key (Secrets Manager), the vLLM and stager Pod Identity roles, the
-    weights-staging chart (S3 / EFS sources) and the model's vLLM chart — the profile's
-    `chart_class`, or `VllmChart` — and the endpoint URL read back from the Ingress.
+    weights-staging chart (S3 / EFS sources), the model's vLLM chart — the profile's
+    `chart_class`, or `VllmChart` —, its monitoring, alerts, dashboards and KEDA scaling
+    (`VllmObservabilityChart`), and the endpoint URL read back from the Ingress.
 
     Hooks a subclass may override: `chart_class()`, `chart_props()`.
     """
@@ -102,6 +110,18 @@ class VllmService(Construct):
         self.manifest = eks.KubernetesManifest(self, "Server", cluster=props.cluster,
                                                manifest=self.chart.to_json(), prune=True)
         self.manifest.node.add_dependency(*previous, server_identity, self.server_role)
+
+        observability = render(VllmObservabilityChart, f"{self.name}-observability",
+                               props=VllmObservabilityProps(
+                                   model_key=model.key, served_name=model.name,
+                                   prometheus_url=props.prometheus_url, alerts=props.alerts,
+                                   min_replicas=props.min_replicas,
+                                   max_replicas=props.max_replicas,
+                                   namespace=props.namespace))
+        self.observability = eks.KubernetesManifest(
+            self, "Observability", cluster=props.cluster, manifest=observability.to_json(),
+            prune=True)
+        self.observability.node.add_dependency(self.manifest)
 
         hostname = eks.KubernetesObjectValue(
             self, "LoadBalancerHostname", cluster=props.cluster, object_type="ingress",

@@ -9,19 +9,12 @@ import cdk8s
 from constructs import Construct
 
 from .. import versions
+from ..bottlerocket import GPU_NODE_SETTINGS
 from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
 
 GPU_POOL = "gpu"
 GENERAL_POOL = "general"
-
-# Bottlerocket settings (TOML) for GPU nodes: dcgm-exporter reads GPU metrics through
-# NVML without running privileged only when the runtime honours NVIDIA_VISIBLE_DEVICES
-# for unprivileged containers.
-GPU_BOTTLEROCKET_SETTINGS = """\
-[settings.nvidia-container-runtime]
-visible-devices-envvar-when-unprivileged = true
-"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,7 +128,7 @@ class KarpenterPoolsChart(cdk8s.Chart):
             # Every planned GPU type has local NVMe: striped, it holds container images,
             # the vLLM compile cache and emptyDir volumes at NVMe speed.
             spec["instanceStorePolicy"] = "RAID0"
-            spec["userData"] = GPU_BOTTLEROCKET_SETTINGS
+            spec["userData"] = GPU_NODE_SETTINGS
         return spec
 
     def _gpu_pool(self) -> dict:

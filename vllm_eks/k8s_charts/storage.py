@@ -1,4 +1,5 @@
-"""The EFS StorageClass: dynamic provisioning through EFS access points."""
+"""StorageClasses: EFS through access points (the shared model cache) and encrypted gp3
+EBS (Prometheus and Alertmanager)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,21 @@ from constructs import Construct
 from .pod_security import POD_GID, POD_UID
 
 EFS_STORAGE_CLASS = "efs-model-cache"
+GP3_STORAGE_CLASS = "gp3-encrypted"
 
 
 @dataclass(frozen=True, kw_only=True)
-class EfsStorageClassProps:
+class StorageClassesProps:
     file_system_id: str  # may be a CDK token
 
 
-class EfsStorageClassChart(cdk8s.Chart):
-    """A StorageClass that gives every PersistentVolumeClaim its own EFS access point,
-    rooted at `/vllm-eks/<namespace>/<claim>` and owned by the pods' UID."""
+class StorageClassesChart(cdk8s.Chart):
+    """`efs-model-cache` gives every PersistentVolumeClaim its own EFS access point, rooted
+    at `/vllm-eks/<namespace>/<claim>` and owned by the pods' UID; `gp3-encrypted` makes
+    encrypted gp3 EBS volumes in the zone of the pod that first uses them."""
 
     def __init__(self, scope: Construct, construct_id: str, *,
-                 props: EfsStorageClassProps) -> None:
+                 props: StorageClassesProps) -> None:
         super().__init__(scope, construct_id, disable_resource_name_hashes=True)
         k8s.KubeStorageClass(
             self, "StorageClass",
@@ -46,4 +49,14 @@ class EfsStorageClassChart(cdk8s.Chart):
             volume_binding_mode="Immediate",
             mount_options=["tls"],  # NFS over TLS (efs-utils)
             allow_volume_expansion=False,  # EFS is elastic; sizes are not enforced
+        )
+        k8s.KubeStorageClass(
+            self, "Gp3",
+            metadata=k8s.ObjectMeta(name=GP3_STORAGE_CLASS,
+                                    labels={"app.kubernetes.io/part-of": "vllm-eks"}),
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true"},
+            reclaim_policy="Retain",  # metrics history survives a chart reinstall
+            volume_binding_mode="WaitForFirstConsumer",  # the volume's AZ follows the pod
+            allow_volume_expansion=True,
         )

@@ -84,7 +84,9 @@ class VllmChartProps:
     load_balancer_cidrs: tuple[str, ...]  # subnets the load balancer sends from
     namespace: str = "inference"
     monitoring_namespace: str = "monitoring"  # Prometheus scrapes /metrics from there
-    replicas: int = 1
+    # None: the autoscaler owns the replica count (a fixed value would reset it on every
+    # apply).
+    replicas: int | None = None
 
 
 class VllmChart(cdk8s.Chart):

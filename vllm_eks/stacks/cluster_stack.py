@@ -11,6 +11,8 @@ from ..constructs import GpuCluster, GpuClusterProps
 from ..constructs.alb_controller import AlbController
 from ..constructs.karpenter import Karpenter, KarpenterProps
 from ..constructs.model_store import ModelStore
+from ..constructs.observability import GRAFANA_SERVICE, Observability, ObservabilityProps
+from ..k8s_charts.monitoring import MONITORING_NAMESPACE
 from ..constructs.secrets_store import SecretsStoreCsi
 from ..constructs.storage_drivers import StorageDrivers, StorageDriversProps
 
@@ -50,7 +52,28 @@ class ClusterStack(cdk.Stack):
         # provider contend for the same Lambda and slow every deploy down.
         self.secrets_store.driver.node.add_dependency(self.karpenter.controller)
         self.alb_controller.chart.node.add_dependency(self.secrets_store.provider)
+        self.observability = Observability(
+            self, "Observability",
+            props=ObservabilityProps(
+                gpu_cluster=self.gpu_cluster, config=config.observability,
+                region=config.region, vpc_cidr=config.network.cidr,
+                after=(self.storage.storage_classes, self.secrets_store.provider,
+                       self.alb_controller.chart),
+            ),
+        )
         cluster = self.gpu_cluster.cluster
+        cdk.CfnOutput(
+            self, "GrafanaAdminSecretArn",
+            value=self.observability.grafana_admin.secret_arn,
+            description="Grafana user admin; read the password with aws secretsmanager "
+            "get-secret-value --secret-id <arn>",
+        )
+        cdk.CfnOutput(
+            self, "GrafanaPortForwardCommand",
+            value=f"kubectl -n {MONITORING_NAMESPACE} port-forward svc/{GRAFANA_SERVICE} "
+            "3000:80",
+            description="Then open http://localhost:3000",
+        )
         cdk.CfnOutput(self, "ClusterName", value=cluster.cluster_name)
         cdk.CfnOutput(
             self,

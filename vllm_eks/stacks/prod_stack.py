@@ -12,6 +12,7 @@ from ..config import EnvironmentConfig
 from ..constructs.model_store import ModelStore
 from ..constructs.vllm_service import VllmService, VllmServiceProps
 from ..k8s_charts import InferenceNamespaceChart, InferenceNamespaceProps, render
+from ..observability.alerts import AlertSettings
 from .cluster_stack import ClusterStack
 
 
@@ -41,6 +42,9 @@ class ProdStack(cdk.Stack):
                 cluster=eks_cluster, vpc=vpc, store=store, plan=plan,
                 model_source=config.model_source, endpoint=config.endpoint,
                 region=config.region, model_revision=config.model_revision,
+                alerts=AlertSettings(ttft_slo_seconds=config.observability.ttft_slo_seconds),
+                min_replicas=config.autoscaling.min_replicas,
+                max_replicas=config.autoscaling.max_replicas,
                 namespace=namespace_chart.props.namespace,
                 after=(namespace,),
             ),

@@ -1,0 +1,325 @@
+"""Observability and autoscaling: the metric contract holds for every synthesized PromQL
+expression, dashboards and alerts are complete, the charts are pinned and configured,
+KEDA scales on vLLM's queue."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from vllm_eks import metrics, versions
+from vllm_eks.k8s_charts.vllm import app_name
+from vllm_eks.observability.alerts import alert_names, runbook_anchor
+from vllm_eks.stacks import CLUSTER_STACK_ID
+
+from .promql import metric_names
+from .support import render_intrinsics
+
+CLUSTER = CLUSTER_STACK_ID
+HELM = "Custom::AWSCDK-EKS-HelmChart"
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def helm_values(env, chart: str) -> dict:
+    (props,) = [r["Properties"] for r in env.resources(CLUSTER, HELM).values()
+                if r["Properties"]["Chart"] == chart]
+    return props, json.loads(render_intrinsics(props["Values"]))
+
+
+def dashboards(env) -> dict[str, dict]:
+    found = {}
+    for obj in env.manifests():
+        if obj["kind"] == "ConfigMap" and obj["metadata"].get("labels", {}).get(
+                "grafana_dashboard") == "1":
+            for name, text in obj["data"].items():
+                found[name] = json.loads(text)
+    return found
+
+
+def alert_rules(env) -> list[dict]:
+    return [rule for obj in env.manifests() if obj["kind"] == "PrometheusRule"
+            for group in obj["spec"]["groups"] for rule in group["rules"]]
+
+
+def scaled_object(env) -> dict:
+    (obj,) = [o for o in env.manifests() if o["kind"] == "ScaledObject"]
+    return obj
+
+
+def every_expression(env) -> list[str]:
+    """Every PromQL expression the environment ships: dashboard panels and variables,
+    alert rules, autoscaling triggers."""
+    expressions = []
+    for dashboard in dashboards(env).values():
+        expressions += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+        expressions += [v["definition"] for v in dashboard["templating"]["list"]
+                        if v["type"] == "query"]
+    expressions += [rule["expr"] for rule in alert_rules(env)]
+    expressions += [t["metadata"]["query"] for t in scaled_object(env)["spec"]["triggers"]]
+    return expressions
+
+
+# -- the metric contract ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env"])
+def test_every_expression_uses_only_contract_metrics(env_fixture, request):
+    expressions = every_expression(request.getfixturevalue(env_fixture))
+    assert len(expressions) > 30
+    allowed = metrics.allowed_series()
+    for expression in expressions:
+        names = metric_names(expression)
+        assert names, f"no metric in {expression!r}"
+        assert names <= allowed, (names - allowed, expression)
+
+
+def test_the_contract_check_catches_a_renamed_metric():
+    allowed = metrics.allowed_series()
+    assert not metric_names("avg(vllm:gpu_cache_usage_perc) > 0.9") <= allowed
+    assert not metric_names('rate(vllm:generation_tokens{model_name="x"}[5m])') <= allowed
+    assert metric_names("rate(vllm:generation_tokens_total[5m])") <= allowed
+
+
+def test_the_contract_names_the_pinned_vllm_metrics_and_none_removed():
+    names = {metric.name for metric in metrics.VLLM_METRICS}
+    assert {"vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+            "vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds"} <= names
+    assert not names & set(metrics.REMOVED_VLLM_METRICS)
+    assert metrics.GENERATION_TOKENS.series == "vllm:generation_tokens_total"
+    with pytest.raises(ValueError, match="is a histogram"):
+        metrics.TIME_TO_FIRST_TOKEN.series
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "options_env"])
+def test_no_removed_metric_name_appears_anywhere(env_fixture, request):
+    env = request.getfixturevalue(env_fixture)
+    files = [p for p in env.outdir.rglob("*") if p.is_file()]
+    for path in files:
+        text = path.read_text(errors="ignore")
+        for removed in metrics.REMOVED_VLLM_METRICS:
+            assert removed not in text, (removed, path)
+    # The scan sees the synthesized dashboards: a real name is found the same way.
+    assert any("vllm:kv_cache_usage_perc" in p.read_text(errors="ignore") for p in files)
+
+
+def test_dcgm_exports_exactly_the_contracts_gpu_metrics(default_env):
+    (counters,) = [o for o in default_env.manifests() if o["kind"] == "ConfigMap"
+                   and o["metadata"]["name"] == "vllm-eks-dcgm-counters"]
+    fields = [line.split(",")[0].strip() for line in counters["data"]["counters.csv"].splitlines()
+              if line and not line.startswith("#")]
+    assert fields == [metric.name for metric in metrics.GPU_METRICS]
+    _, values = helm_values(default_env, "dcgm-exporter")
+    assert values["arguments"] == ["-f", "/etc/dcgm-exporter/vllm-eks/counters.csv"]
+
+
+# -- dashboards ---------------------------------------------------------------------------
+
+
+def test_dashboards_answer_the_questions(default_env):
+    found = dashboards(default_env)
+    assert set(found) == {"vllm-serving.json", "gpus.json"}
+    serving = {p["title"] for p in found["vllm-serving.json"]["panels"]}
+    assert serving == {
+        "Request rate", "Time to first token", "Inter-token latency", "End-to-end latency",
+        "Queue time", "Running and waiting requests", "KV-cache usage",
+        "Prefix-cache hit rate", "Preemptions", "Tokens per second"}
+    gpus = {p["title"] for p in found["gpus.json"]["panels"]}
+    assert gpus == {"GPU utilization", "GPU memory used", "Power draw", "Temperature",
+                    "XID errors", "Double-bit ECC errors"}
+    for dashboard in found.values():
+        assert dashboard["uid"] and dashboard["schemaVersion"] >= 36
+        ids = [p["id"] for p in dashboard["panels"]]
+        assert len(ids) == len(set(ids))
+        for panel in dashboard["panels"]:
+            assert panel["targets"] and panel["description"]
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_latency_panels_show_p50_p95_p99_per_model(default_env):
+    panels = {p["title"]: p for p in dashboards(default_env)["vllm-serving.json"]["panels"]}
+    ttft = [t["expr"] for t in panels["Time to first token"]["targets"]]
+    assert [e.split(",")[0] for e in ttft] == [
+        "histogram_quantile(0.5", "histogram_quantile(0.95", "histogram_quantile(0.99"]
+    assert all("by (le, model_name)" in e for e in ttft)
+
+
+# -- alerts ------------------------------------------------------------------------------
+
+
+def test_every_alert_has_summary_description_and_runbook(default_env):
+    rules = alert_rules(default_env)
+    assert [r["alert"] for r in rules] == alert_names()
+    for rule in rules:
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"]
+        anchor = runbook_anchor(rule["alert"])
+        assert annotations["runbook_url"].endswith(f"#{anchor}")
+        # GitHub's anchor of "### Runbook: <Alert>" is "runbook-<alert>".
+        assert f"### Runbook: {rule['alert']}" in README, rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning")
+
+
+def test_ttft_slo_alerts_use_the_target_from_context(default_env, options_env):
+    def slo_rules(env):
+        return [r for r in alert_rules(env) if r["alert"].startswith("VllmTtftSlo")]
+
+    default, tuned = slo_rules(default_env), slo_rules(options_env)
+    assert [r["alert"] for r in default] == ["VllmTtftSloFastBurn", "VllmTtftSloSlowBurn"]
+    for rule in default:
+        assert rule["expr"].count("> 0.4") == 2  # two windows, both over the target
+    assert all(r["expr"].count("> 0.25") == 2 for r in tuned)
+    fast = default[0]["expr"]
+    assert "[1h]" in fast and "[5m]" in fast
+
+
+def test_gpu_and_node_alerts_exist(default_env):
+    names = {r["alert"] for r in alert_rules(default_env)}
+    assert {"GpuXidError", "GpuEccDoubleBitErrors", "GpuNodeNotReady", "VllmPodRestarts",
+            "VllmKvCacheFull", "VllmQueueBacklog", "VllmPreemptions",
+            "VllmHighErrorRate"} <= names
+
+
+# -- autoscaling ---------------------------------------------------------------------------
+
+
+def test_keda_scales_the_deployment_on_the_queue(default_env):
+    spec = scaled_object(default_env)["spec"]
+    name = app_name(default_env.config.plan.model.key)
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                      "name": name}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 2)
+    # Blind (no data, Prometheus down): keep what runs, never scale down.
+    assert spec["fallback"] == {"failureThreshold": 3, "replicas": 1,
+                                "behavior": "currentReplicasIfHigher"}
+    queue = next(t for t in spec["triggers"] if t["name"] == "queue")
+    served = default_env.config.plan.model.name
+    assert queue["metadata"]["query"] == f'sum(vllm:num_requests_waiting{{model_name="{served}"}})'
+    assert queue["metadata"]["ignoreNullValues"] == "false"  # no data -> fallback, not 0
+    assert queue["metadata"]["serverAddress"].startswith(
+        "http://kube-prometheus-stack-prometheus.monitoring.svc")
+    assert "metricName" not in queue["metadata"]  # removed in KEDA 2.12
+    deployment = next(o for o in default_env.manifests()
+                      if o["kind"] == "Deployment" and o["metadata"]["name"] == name)
+    assert "replicas" not in deployment["spec"]  # the HPA owns it
+
+
+def test_replica_bounds_come_from_context(options_env):
+    spec = scaled_object(options_env)["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 3)
+    assert spec["fallback"]["replicas"] == 2
+
+
+def test_monitoring_custom_resources_validate_against_upstream_crds(default_env):
+    from .crd_validation import validate_custom_resource
+
+    kinds = set()
+    for obj in default_env.manifests():
+        if obj["apiVersion"].startswith(("monitoring.coreos.com/", "keda.sh/")):
+            validate_custom_resource(obj)
+            kinds.add(obj["kind"])
+    assert kinds == {"PodMonitor", "PrometheusRule", "ScaledObject"}
+
+
+# -- the charts -------------------------------------------------------------------------
+
+
+def test_prometheus_stack_is_pinned_and_opened_to_our_monitors(default_env, options_env):
+    props, values = helm_values(default_env, "kube-prometheus-stack")
+    assert props["Version"] == versions.KUBE_PROMETHEUS_STACK_CHART_VERSION
+    assert props["Namespace"] == "monitoring"
+    spec = values["prometheus"]["prometheusSpec"]
+    assert spec["retention"] == "15d"
+    for selector in ("serviceMonitor", "podMonitor", "rule"):
+        assert spec[f"{selector}SelectorNilUsesHelmValues"] is False
+    claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim["storageClassName"] == "gp3-encrypted"
+    assert claim["resources"]["requests"]["storage"] == "100Gi"
+    for component in (spec, values["alertmanager"]["alertmanagerSpec"], values["grafana"],
+                      values["prometheusOperator"]):
+        assert component["nodeSelector"] == {"vllm-eks.io/node-role": "system"}
+    for control_plane in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
+        assert values[control_plane] == {"enabled": False}
+    _, tuned = helm_values(options_env, "kube-prometheus-stack")
+    assert tuned["prometheus"]["prometheusSpec"]["retention"] == "30d"
+
+
+def test_grafana_password_comes_from_secrets_manager(default_env):
+    _, values = helm_values(default_env, "kube-prometheus-stack")
+    grafana = values["grafana"]
+    assert "adminPassword" not in grafana
+    assert grafana["env"]["GF_SECURITY_ADMIN_PASSWORD"] == (
+        "$__file{/etc/secrets/grafana/admin-password}")
+    (mount,) = grafana["extraSecretMounts"]
+    assert mount["csi"]["volumeAttributes"] == {"secretProviderClass": "grafana-admin"}
+    (spc,) = [o for o in default_env.manifests() if o["kind"] == "SecretProviderClass"
+              and o["metadata"]["namespace"] == "monitoring"]
+    (secret,) = json.loads(spc["spec"]["parameters"]["objects"])
+    assert secret["objectName"].startswith("${Ref:ObservabilityGrafanaAdminPassword")
+    associations = {a["Properties"]["ServiceAccount"]: a["Properties"] for a in
+                    default_env.resources(CLUSTER, "AWS::EKS::PodIdentityAssociation").values()}
+    assert associations["grafana"]["Namespace"] == "monitoring"
+    assert "ingress" not in grafana  # port-forward by default
+
+
+def test_grafana_can_sit_behind_an_internal_alb(options_env):
+    _, values = helm_values(options_env, "kube-prometheus-stack")
+    annotations = values["grafana"]["ingress"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == "internal"
+    assert annotations["alb.ingress.kubernetes.io/inbound-cidrs"] == "10.0.0.0/16"
+
+
+def test_dcgm_exporter_runs_unprivileged_on_gpu_nodes_only(default_env):
+    props, values = helm_values(default_env, "dcgm-exporter")
+    assert props["Version"] == versions.DCGM_EXPORTER_CHART_VERSION
+    assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert values["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                      "effect": "NoSchedule"}]
+    assert values["securityContext"]["privileged"] is False
+    assert "add" not in values["securityContext"]["capabilities"]
+    assert values["serviceMonitor"]["enabled"] is True
+
+
+def test_no_nvidia_device_plugin_is_deployed(default_env):
+    """Bottlerocket's NVIDIA variant has the device plugin built in."""
+    for template in default_env.templates.values():
+        assert "nvidia-device-plugin" not in json.dumps(template).lower()
+
+
+def test_keda_is_pinned(default_env):
+    props, values = helm_values(default_env, "keda")
+    assert props["Version"] == versions.KEDA_CHART_VERSION
+    assert values["nodeSelector"] == {"vllm-eks.io/node-role": "system"}
+
+
+def test_vllm_pods_are_scraped(default_env):
+    (monitor,) = [o for o in default_env.manifests() if o["kind"] == "PodMonitor"]
+    name = app_name(default_env.config.plan.model.key)
+    assert monitor["metadata"]["namespace"] == "inference"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/instance": name}}
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+
+
+def test_cloudwatch_is_opt_in(default_env, options_env):
+    def addons(env):
+        return {r["Properties"]["AddonName"] for r in env.resources(
+            CLUSTER, "AWS::EKS::Addon").values()}
+
+    assert "amazon-cloudwatch-observability" not in addons(default_env)
+    assert "amazon-cloudwatch-observability" in addons(options_env)
+
+
+def test_gp3_storage_class_for_prometheus(default_env):
+    (storage_class,) = [o for o in default_env.manifests() if o["kind"] == "StorageClass"
+                        and o["metadata"]["name"] == "gp3-encrypted"]
+    assert storage_class["parameters"] == {"type": "gp3", "encrypted": "true"}
+    assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
+
+
+def test_readme_lists_the_dashboards_and_runbooks():
+    assert re.search(r"^## See what it does", README, re.M)
+    for alert in alert_names():
+        assert f"### Runbook: {alert}" in README

@@ -1,0 +1,237 @@
+"""Observability: Prometheus, Alertmanager and Grafana, GPU metrics, and KEDA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from .. import versions
+from ..config import ObservabilityConfig
+from ..k8s_charts import render
+from ..k8s_charts.monitoring import (
+    DCGM_COUNTERS_CONFIGMAP,
+    DCGM_COUNTERS_FILE,
+    GRAFANA_SECRETS,
+    GRAFANA_SECRETS_DIR,
+    MONITORING_NAMESPACE,
+    MonitoringChart,
+    MonitoringProps,
+)
+from ..k8s_charts.storage import GP3_STORAGE_CLASS
+from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
+from ..nag import acknowledge
+from .cluster import GpuCluster
+from .pod_identity import associate, pinned_chart, pod_identity_role
+
+PROMETHEUS_RELEASE = "kube-prometheus-stack"
+PROMETHEUS_URL = (f"http://{PROMETHEUS_RELEASE}-prometheus.{MONITORING_NAMESPACE}"
+                  ".svc.cluster.local:9090")
+GRAFANA_SERVICE = f"{PROMETHEUS_RELEASE}-grafana"
+GRAFANA_SERVICE_ACCOUNT = "grafana"
+KEDA_NAMESPACE = "keda"
+CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
+CLOUDWATCH_SERVICE_ACCOUNT = "cloudwatch-agent"
+SYSTEM_NODES = {NODE_ROLE_LABEL: "system"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObservabilityProps:
+    gpu_cluster: GpuCluster
+    config: ObservabilityConfig
+    region: str
+    vpc_cidr: str  # who may reach Grafana's internal ALB (with -c grafana_alb=true)
+    # Installed before the charts: storage classes, Secrets Store CSI, the ALB controller.
+    after: tuple[Construct, ...] = ()
+
+
+class Observability(Construct):
+    """kube-prometheus-stack (Prometheus with gp3 storage and open ServiceMonitor /
+    PodMonitor / PrometheusRule selectors, Alertmanager, Grafana with its admin password
+    from Secrets Manager and the dashboards sidecar), dcgm-exporter on GPU nodes with the
+    contract's counters, KEDA, and, with -c cloudwatch=true, Container Insights.
+
+    Hooks a subclass may override: `prometheus_values()`, `dcgm_values()`, `keda_values()`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 props: ObservabilityProps) -> None:
+        super().__init__(scope, construct_id)
+        self.props = props
+        gpu_cluster = props.gpu_cluster
+        cluster = gpu_cluster.cluster
+
+        self.grafana_admin = secretsmanager.Secret(
+            self, "GrafanaAdminPassword",
+            description="Grafana admin password (user admin) of vllm-eks",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=32, exclude_punctuation=True),
+        )
+        acknowledge(
+            self.grafana_admin, "AwsSolutions::AwsSolutions-SMG4",
+            "Grafana reads the password at start; rotate with put-secret-value and a "
+            "restart of the Grafana pod (README, 'See what it does').",
+        )
+        grafana_role = pod_identity_role(self, "GrafanaRole",
+                                         description="Grafana: reads its admin password")
+        self.grafana_admin.grant_read(grafana_role)
+        grafana_identity = associate(self, "GrafanaPodIdentity", cluster=cluster,
+                                     namespace=MONITORING_NAMESPACE,
+                                     service_account=GRAFANA_SERVICE_ACCOUNT, role=grafana_role)
+        grafana_identity.node.add_dependency(gpu_cluster.pod_identity_addon)
+
+        monitoring = render(MonitoringChart, "monitoring", props=MonitoringProps(
+            grafana_admin_secret_arn=self.grafana_admin.secret_arn, region=props.region))
+        self.namespace = eks.KubernetesManifest(self, "Namespace", cluster=cluster,
+                                                manifest=monitoring.to_json())
+        self.namespace.node.add_dependency(*props.after)
+
+        self.prometheus = pinned_chart(
+            self, "PrometheusStack", cluster=cluster, chart="kube-prometheus-stack",
+            release=PROMETHEUS_RELEASE,
+            repository=versions.KUBE_PROMETHEUS_STACK_CHART_REPOSITORY,
+            version=versions.KUBE_PROMETHEUS_STACK_CHART_VERSION,
+            namespace=MONITORING_NAMESPACE, values=self.prometheus_values(),
+        )
+        self.prometheus.node.add_dependency(self.namespace, grafana_identity, grafana_role)
+        self.dcgm = pinned_chart(
+            self, "DcgmExporter", cluster=cluster, chart="dcgm-exporter",
+            release="dcgm-exporter", repository=versions.DCGM_EXPORTER_CHART_REPOSITORY,
+            version=versions.DCGM_EXPORTER_CHART_VERSION, namespace=MONITORING_NAMESPACE,
+            values=self.dcgm_values(),
+        )
+        self.dcgm.node.add_dependency(self.prometheus)  # its ServiceMonitor needs the CRD
+        self.keda = pinned_chart(
+            self, "Keda", cluster=cluster, chart="keda", release="keda",
+            repository=versions.KEDA_CHART_REPOSITORY, version=versions.KEDA_CHART_VERSION,
+            namespace=KEDA_NAMESPACE, values=self.keda_values(),
+        )
+        self.keda.node.add_dependency(self.dcgm)  # one Helm release at a time
+        if props.config.cloudwatch:
+            self._container_insights(gpu_cluster)
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def prometheus_values(self) -> dict:
+        config = self.props.config
+
+        def volume(gib: int) -> dict:
+            return {"volumeClaimTemplate": {"spec": {
+                "storageClassName": GP3_STORAGE_CLASS, "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": f"{gib}Gi"}}}}}
+
+        grafana = {
+            "nodeSelector": SYSTEM_NODES,
+            "serviceAccount": {"create": True, "name": GRAFANA_SERVICE_ACCOUNT},
+            # The password file comes from Secrets Manager through the CSI driver; Grafana
+            # expands $__file{} itself, so no Kubernetes Secret holds it and the chart
+            # creates none.
+            "env": {
+                "GF_SECURITY_ADMIN_USER": "admin",
+                "GF_SECURITY_ADMIN_PASSWORD": f"$__file{{{GRAFANA_SECRETS_DIR}/admin-password}}",
+            },
+            "extraSecretMounts": [{
+                "name": "admin-password", "mountPath": GRAFANA_SECRETS_DIR, "readOnly": True,
+                "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": True,
+                        "volumeAttributes": {"secretProviderClass": GRAFANA_SECRETS}},
+            }],
+            "sidecar": {
+                "dashboards": {"enabled": True, "label": "grafana_dashboard",
+                               "labelValue": "1", "searchNamespace": "ALL"},
+                # Written before Grafana starts: the reload API would need the password.
+                "datasources": {"enabled": True, "initDatasources": True},
+            },
+            # Dashboards are provisioned from ConfigMaps; nothing to persist.
+            "persistence": {"enabled": False},
+        }
+        if config.grafana_alb:
+            grafana["ingress"] = {
+                "enabled": True, "ingressClassName": "alb", "path": "/", "pathType": "Prefix",
+                "annotations": {
+                    "alb.ingress.kubernetes.io/scheme": "internal",
+                    "alb.ingress.kubernetes.io/target-type": "ip",
+                    "alb.ingress.kubernetes.io/inbound-cidrs": self.props.vpc_cidr,
+                    "alb.ingress.kubernetes.io/healthcheck-path": "/api/health",
+                },
+            }
+        return {
+            "fullnameOverride": PROMETHEUS_RELEASE,
+            "crds": {"enabled": True},
+            # The EKS control plane is not scrapeable: no targets, no rules for it.
+            "kubeControllerManager": {"enabled": False},
+            "kubeScheduler": {"enabled": False},
+            "kubeEtcd": {"enabled": False},
+            "kubeProxy": {"enabled": False},
+            "defaultRules": {"create": True, "rules": {
+                "etcd": False, "kubeControllerManager": False, "kubeSchedulerAlerting": False,
+                "kubeSchedulerRecording": False, "kubeProxy": False}},
+            "prometheusOperator": {"nodeSelector": SYSTEM_NODES,
+                                   "admissionWebhooks": {"patch": {"nodeSelector": SYSTEM_NODES}}},
+            "prometheus": {"prometheusSpec": {
+                "retention": f"{config.retention_days}d",
+                # Leave headroom on the volume: TSDB compaction needs free space.
+                "retentionSize": f"{int(config.storage_gib * 0.85)}GB",
+                "storageSpec": volume(config.storage_gib),
+                "nodeSelector": SYSTEM_NODES,
+                # Select every ServiceMonitor, PodMonitor and PrometheusRule, not only those
+                # labelled with this release.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "resources": {"requests": {"cpu": "500m", "memory": "2Gi"},
+                              "limits": {"memory": "6Gi"}},
+            }},
+            "alertmanager": {"alertmanagerSpec": {"nodeSelector": SYSTEM_NODES,
+                                                  "storage": volume(10)}},
+            "kube-state-metrics": {"nodeSelector": SYSTEM_NODES},
+            "prometheus-node-exporter": {"tolerations": [{"operator": "Exists"}]},
+            "grafana": grafana,
+        }
+
+    def dcgm_values(self) -> dict:
+        counters_dir = "/etc/dcgm-exporter/vllm-eks"
+        return {
+            "nodeSelector": {"nvidia.com/gpu.present": "true"},
+            "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+            # Not privileged and without SYS_ADMIN: Bottlerocket's
+            # visible-devices-envvar-when-unprivileged setting (GPU node user data) lets
+            # NVML see the GPUs; the profiling (DCGM_FI_PROF_*) fields that would need
+            # SYS_ADMIN are not in the counters file. Root reads the kubelet's
+            # pod-resources socket (which GPU serves which pod).
+            "securityContext": {"privileged": False, "runAsNonRoot": False, "runAsUser": 0,
+                                "capabilities": {"drop": ["ALL"]}},
+            "extraEnv": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}],
+            "arguments": ["-f", f"{counters_dir}/{DCGM_COUNTERS_FILE}"],
+            "extraConfigMapVolumes": [{"name": "vllm-eks-counters",
+                                       "configMap": {"name": DCGM_COUNTERS_CONFIGMAP}}],
+            "extraVolumeMounts": [{"name": "vllm-eks-counters", "mountPath": counters_dir,
+                                   "readOnly": True}],
+            "serviceMonitor": {"enabled": True, "interval": "15s", "honorLabels": True,
+                               "additionalLabels": {"release": PROMETHEUS_RELEASE}},
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                          "limits": {"memory": "512Mi"}},
+        }
+
+    def keda_values(self) -> dict:
+        return {"nodeSelector": SYSTEM_NODES}
+
+    # -- parts -------------------------------------------------------------------------
+
+    def _container_insights(self, gpu_cluster: GpuCluster) -> None:
+        role = pod_identity_role(
+            self, "CloudWatchAgentRole", description="CloudWatch agent (Container Insights)",
+            aws_managed_policy="CloudWatchAgentServerPolicy",
+            managed_policy_reason="The policy AWS documents for the "
+            "amazon-cloudwatch-observability add-on.")
+        addon = eks.CfnAddon(
+            self, "CloudWatchObservabilityAddon",
+            cluster_name=gpu_cluster.cluster.cluster_name,
+            addon_name="amazon-cloudwatch-observability",
+            addon_version=versions.EKS_ADDON_VERSIONS["amazon-cloudwatch-observability"],
+            resolve_conflicts="OVERWRITE", preserve_on_delete=False,
+            pod_identity_associations=[eks.CfnAddon.PodIdentityAssociationProperty(
+                service_account=CLOUDWATCH_SERVICE_ACCOUNT, role_arn=role.role_arn)],
+        )
+        addon.node.add_dependency(gpu_cluster.pod_identity_addon)

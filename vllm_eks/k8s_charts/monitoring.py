@@ -1,0 +1,62 @@
+"""The monitoring namespace and what the monitoring charts need before they install."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import cdk8s
+from cdk8s_plus_35 import k8s
+from constructs import Construct
+
+from ..metrics import dcgm_counters_csv
+from ..versions import KUBERNETES_MINOR
+
+MONITORING_NAMESPACE = "monitoring"
+GRAFANA_SECRETS = "grafana-admin"  # SecretProviderClass
+GRAFANA_SECRETS_DIR = "/etc/secrets/grafana"
+DCGM_COUNTERS_CONFIGMAP = "vllm-eks-dcgm-counters"
+DCGM_COUNTERS_FILE = "counters.csv"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringProps:
+    grafana_admin_secret_arn: str  # may be a CDK token
+    region: str
+    namespace: str = MONITORING_NAMESPACE
+
+
+class MonitoringChart(cdk8s.Chart):
+    """The `monitoring` namespace (Pod Security `privileged`: node-exporter and
+    dcgm-exporter read host paths), Grafana's admin password as a Secrets Store
+    SecretProviderClass, and the dcgm-exporter counters file generated from the metric
+    contract."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: MonitoringProps) -> None:
+        super().__init__(scope, construct_id, disable_resource_name_hashes=True)
+        labels = {"app.kubernetes.io/part-of": "vllm-eks"}
+        security = {}
+        for mode, level in (("enforce", "privileged"), ("warn", "baseline"),
+                            ("audit", "baseline")):
+            security[f"pod-security.kubernetes.io/{mode}"] = level
+            security[f"pod-security.kubernetes.io/{mode}-version"] = f"v{KUBERNETES_MINOR}"
+        k8s.KubeNamespace(self, "Namespace", metadata=k8s.ObjectMeta(
+            name=props.namespace, labels={**labels, **security}))
+        grafana = cdk8s.ApiObject(
+            self, "GrafanaSecrets", api_version="secrets-store.csi.x-k8s.io/v1",
+            kind="SecretProviderClass",
+            metadata=cdk8s.ApiObjectMetadata(name=GRAFANA_SECRETS, namespace=props.namespace,
+                                              labels=labels))
+        grafana.add_json_patch(cdk8s.JsonPatch.add("/spec", {
+            "provider": "aws",
+            "parameters": {
+                "objects": json.dumps([{"objectName": props.grafana_admin_secret_arn,
+                                        "objectType": "secretsmanager",
+                                        "objectAlias": "admin-password"}]),
+                "usePodIdentity": "true",
+                "region": props.region,
+            },
+        }))
+        k8s.KubeConfigMap(self, "DcgmCounters", metadata=k8s.ObjectMeta(
+            name=DCGM_COUNTERS_CONFIGMAP, namespace=props.namespace, labels=labels),
+            data={DCGM_COUNTERS_FILE: dcgm_counters_csv()})

@@ -1,0 +1,134 @@
+"""What Prometheus, Grafana and KEDA need to watch and scale one vLLM model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import cdk8s
+from cdk8s_plus_35 import k8s
+from constructs import Construct
+
+from .. import metrics as m
+from ..observability.alerts import AlertSettings, rule_groups
+from ..observability.dashboards import DASHBOARDS
+from .monitoring import MONITORING_NAMESPACE
+from .vllm import PORT_NAME, app_name
+
+# kube-prometheus-stack's Prometheus selects every monitor and rule (its selectors are
+# opened); the release label also satisfies a stock selector.
+PROMETHEUS_SELECTOR_LABELS = {"release": "kube-prometheus-stack"}
+DASHBOARD_LABEL = {"grafana_dashboard": "1"}  # picked up by Grafana's sidecar
+SCRAPE_INTERVAL = "15s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VllmObservabilityProps:
+    model_key: str
+    served_name: str  # the model_name label of the model's vLLM metrics
+    prometheus_url: str
+    alerts: AlertSettings
+    min_replicas: int = 1  # at least 1 (see config.AutoscalingConfig)
+    max_replicas: int = 2
+    waiting_per_replica: int = 4  # target queue length per replica (KEDA AverageValue)
+    kv_cache_target: float = 0.85  # scale out before the KV cache forces preemptions
+    namespace: str = "inference"
+
+
+class VllmObservabilityChart(cdk8s.Chart):
+    """PodMonitor for the model's pods, the alert rules, the Grafana dashboards and the
+    KEDA ScaledObject of the model's Deployment.
+
+    Hooks a subclass may override: `scaling_triggers()`, `scaling_behavior()`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 props: VllmObservabilityProps) -> None:
+        super().__init__(scope, construct_id, disable_resource_name_hashes=True)
+        self.props = props
+        self.name = app_name(props.model_key)
+        self.common_labels = {"app.kubernetes.io/part-of": "vllm-eks",
+                       "vllm-eks.io/model": props.model_key}
+        self._pod_monitor()
+        self._rules()
+        for dashboard_id, build in DASHBOARDS.items():
+            k8s.KubeConfigMap(
+                self, f"Dashboard-{dashboard_id}",
+                metadata=k8s.ObjectMeta(name=f"vllm-eks-dashboard-{dashboard_id}",
+                                        namespace=MONITORING_NAMESPACE,
+                                        labels={**self.common_labels, **DASHBOARD_LABEL}),
+                data={f"{dashboard_id}.json": json.dumps(build(), indent=1, sort_keys=True)})
+        self._scaled_object()
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def scaling_triggers(self) -> list[dict]:
+        """Scale on the queue (waiting requests per replica) and on KV-cache pressure.
+        `ignoreNullValues: false`: a query with no data is an error, so KEDA's fallback
+        replicas apply instead of scaling on a silent zero."""
+        model = f'{m.MODEL_LABEL}="{self.props.served_name}"'
+        common = {"serverAddress": self.props.prometheus_url, "ignoreNullValues": "false"}
+        return [
+            {"type": "prometheus", "name": "queue", "metricType": "AverageValue",
+             "metadata": {**common,
+                          "query": f"sum({m.NUM_REQUESTS_WAITING.series}{{{model}}})",
+                          "threshold": str(self.props.waiting_per_replica)}},
+            {"type": "prometheus", "name": "kv-cache", "metricType": "Value",
+             "metadata": {**common,
+                          "query": f"avg({m.KV_CACHE_USAGE.series}{{{model}}})",
+                          "threshold": f"{self.props.kv_cache_target}"}},
+        ]
+
+    def scaling_behavior(self) -> dict:
+        """Add a replica at once; remove one at most every 5 minutes after 10 quiet
+        minutes (a replica costs a cold start to bring back)."""
+        return {
+            "scaleUp": {"stabilizationWindowSeconds": 0,
+                        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
+            "scaleDown": {"stabilizationWindowSeconds": 600,
+                          "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]},
+        }
+
+    # -- objects -----------------------------------------------------------------------
+
+    def _api_object(self, construct_id: str, api_version: str, kind: str, name: str,
+                    namespace: str, spec: dict, labels: dict | None = None) -> None:
+        obj = cdk8s.ApiObject(self, construct_id, api_version=api_version, kind=kind,
+                              metadata=cdk8s.ApiObjectMetadata(
+                                  name=name, namespace=namespace,
+                                  labels={**self.common_labels, **(labels or {})}))
+        obj.add_json_patch(cdk8s.JsonPatch.add("/spec", spec))
+
+    def _pod_monitor(self) -> None:
+        self._api_object(
+            "PodMonitor", "monitoring.coreos.com/v1", "PodMonitor", self.name,
+            self.props.namespace, labels=PROMETHEUS_SELECTOR_LABELS, spec={
+                "selector": {"matchLabels": {"app.kubernetes.io/instance": self.name}},
+                "podMetricsEndpoints": [{"port": PORT_NAME, "path": "/metrics",
+                                         "interval": SCRAPE_INTERVAL}],
+            })
+
+    def _rules(self) -> None:
+        self._api_object(
+            "Rules", "monitoring.coreos.com/v1", "PrometheusRule", f"{self.name}-alerts",
+            MONITORING_NAMESPACE, labels=PROMETHEUS_SELECTOR_LABELS,
+            spec={"groups": rule_groups(self.props.alerts)})
+
+    def _scaled_object(self) -> None:
+        props = self.props
+        self._api_object(
+            "ScaledObject", "keda.sh/v1alpha1", "ScaledObject", self.name, props.namespace,
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                   "name": self.name},
+                "minReplicaCount": props.min_replicas,
+                "maxReplicaCount": props.max_replicas,
+                "pollingInterval": 15,
+                # Prometheus unreachable or a query without data: never scale down blind;
+                # keep what runs, or at least the minimum.
+                "fallback": {"failureThreshold": 3, "replicas": props.min_replicas,
+                             "behavior": "currentReplicasIfHigher"},
+                "advanced": {"horizontalPodAutoscalerConfig": {
+                    "behavior": self.scaling_behavior()}},
+                "triggers": self.scaling_triggers(),
+            })

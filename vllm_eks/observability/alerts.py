@@ -1,0 +1,147 @@
+"""Alert rules (PrometheusRule groups) built from the metric contract.
+
+Every alert carries a summary, a description and a runbook link into the README's
+"Runbooks" section (`runbook_anchor()`); a test checks the README has each one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import metrics as m
+
+def runbook_anchor(alert: str) -> str:
+    """The README heading anchor of an alert's runbook ("### Runbook: VllmTtftSloFastBurn")."""
+    return f"runbook-{alert.lower()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertSettings:
+    ttft_slo_seconds: float = 0.4  # the p95 time-to-first-token target
+    namespace: str = "inference"
+    queue_backlog: int = 10  # waiting requests per model considered a backlog
+    # Where the runbooks live: the README of this repository (or your fork's URL).
+    runbook_base: str = "README.md"
+
+
+def _alert(settings: AlertSettings, name: str, expr: str, *, duration: str, severity: str,
+           summary: str, description: str) -> dict:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": duration,
+        "labels": {"severity": severity, "team": "vllm-eks"},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": f"{settings.runbook_base}#{runbook_anchor(name)}",
+        },
+    }
+
+
+def _ttft_p95(window: str) -> str:
+    return (f"histogram_quantile(0.95, sum by (le, {m.MODEL_LABEL}) "
+            f"(rate({m.TIME_TO_FIRST_TOKEN.bucket}[{window}])))")
+
+
+def serving_rules(settings: AlertSettings) -> list[dict]:
+    """SLO, errors, capacity and health of the vLLM replicas."""
+    slo = settings.ttft_slo_seconds
+    slo_ms = round(slo * 1000)
+    by = m.MODEL_LABEL
+    finished = f"sum by ({by}) (rate({m.REQUEST_SUCCESS.series}[5m]))"
+    errored = f'sum by ({by}) (rate({m.REQUEST_SUCCESS.series}{{finished_reason="error"}}[5m]))'
+    return [
+        # Multi-window: a long window proves the breach is sustained, a short one that it
+        # is still happening (the alert resolves soon after a fix).
+        _alert(settings, "VllmTtftSloFastBurn",
+               f"{_ttft_p95('1h')} > {slo} and {_ttft_p95('5m')} > {slo}",
+               duration="2m", severity="critical",
+               summary=f"TTFT p95 of {{{{ $labels.{by} }}}} is above {slo_ms} ms now and "
+               "over the last hour",
+               description="Clients wait longer than the SLO for the first token, both over "
+               "the last hour and the last 5 minutes: the model is overloaded or a replica "
+               "is unhealthy."),
+        _alert(settings, "VllmTtftSloSlowBurn",
+               f"{_ttft_p95('6h')} > {slo} and {_ttft_p95('30m')} > {slo}",
+               duration="15m", severity="warning",
+               summary=f"TTFT p95 of {{{{ $labels.{by} }}}} is above {slo_ms} ms over 6 hours",
+               description="The time-to-first-token SLO has been missed for hours: capacity "
+               "does not match the traffic."),
+        _alert(settings, "VllmHighErrorRate",
+               f"({errored}) / ({finished}) > 0.01",
+               duration="10m", severity="critical",
+               summary=f"More than 1% of {{{{ $labels.{by} }}}} requests fail",
+               description="Requests finish with finished_reason=error (HTTP 500 to the "
+               "client)."),
+        _alert(settings, "VllmQueueBacklog",
+               f"sum by ({by}) ({m.NUM_REQUESTS_WAITING.series}) > {settings.queue_backlog}",
+               duration="10m", severity="warning",
+               summary=f"{{{{ $labels.{by} }}}} has had more than {settings.queue_backlog} "
+               "requests waiting for 10 minutes",
+               description="Requests queue faster than the replicas can take them and the "
+               "autoscaler has not caught up."),
+        _alert(settings, "VllmKvCacheFull",
+               f"max by ({by}, pod) ({m.KV_CACHE_USAGE.series}) >= 0.95",
+               duration="15m", severity="warning",
+               summary="KV cache of {{ $labels.pod }} is at least 95% full",
+               description="The replica's KV cache is nearly full for 15 minutes: new "
+               "requests wait or preempt running ones."),
+        _alert(settings, "VllmPreemptions",
+               f"sum by ({by}) (rate({m.NUM_PREEMPTIONS.series}[10m])) > 0",
+               duration="15m", severity="warning",
+               summary=f"{{{{ $labels.{by} }}}} keeps preempting requests",
+               description="Running requests are evicted for lack of KV cache and recomputed "
+               "later, which spikes latency."),
+        _alert(settings, "VllmPodRestarts",
+               f'increase({m.CONTAINER_RESTARTS.series}{{namespace="{settings.namespace}", '
+               'container="vllm"}[30m]) > 0',
+               duration="0m", severity="warning",
+               summary="vLLM container of {{ $labels.pod }} restarted",
+               description="A vLLM container restarted in the last 30 minutes (crash, OOM, "
+               "failed probe or exceeded startup budget)."),
+        _alert(settings, "VllmMetricsMissing",
+               f"absent({m.NUM_REQUESTS_RUNNING.series})",
+               duration="30m", severity="warning",
+               summary="No vLLM metrics for 30 minutes",
+               description="Prometheus has no vLLM series: no replica is up, scraping is "
+               "broken, or vLLM renamed its metrics (dashboards and autoscaling are blind)."),
+    ]
+
+
+def gpu_rules(settings: AlertSettings) -> list[dict]:
+    """GPU hardware and GPU node health."""
+    return [
+        _alert(settings, "GpuXidError",
+               f"max by (Hostname, gpu) ({m.GPU_XID_ERRORS.series}) > 0",
+               duration="0m", severity="critical",
+               summary="GPU {{ $labels.gpu }} on {{ $labels.Hostname }} reported XID "
+               "{{ $value }}",
+               description="The NVIDIA driver reported an XID error (hardware, driver or "
+               "application fault)."),
+        _alert(settings, "GpuEccDoubleBitErrors",
+               f"increase({m.GPU_ECC_DBE.series}[10m]) > 0",
+               duration="0m", severity="critical",
+               summary="Uncorrectable ECC errors on GPU {{ $labels.gpu }} of "
+               "{{ $labels.Hostname }}",
+               description="Double-bit (uncorrectable) memory errors: results on this GPU "
+               "cannot be trusted."),
+        _alert(settings, "GpuNodeNotReady",
+               f'({m.NODE_CONDITION.series}{{condition="Ready", status="true"}} == 0) '
+               f'and on (node) ({m.NODE_CAPACITY.series}{{resource="nvidia_com_gpu"}} > 0)',
+               duration="5m", severity="critical",
+               summary="GPU node {{ $labels.node }} is not Ready",
+               description="A node with GPUs has not been Ready for 5 minutes: its replicas "
+               "are gone or going."),
+    ]
+
+
+def rule_groups(settings: AlertSettings) -> list[dict]:
+    return [
+        {"name": "vllm-eks.serving", "rules": serving_rules(settings)},
+        {"name": "vllm-eks.gpus", "rules": gpu_rules(settings)},
+    ]
+
+
+def alert_names(settings: AlertSettings | None = None) -> list[str]:
+    return [rule["alert"] for group in rule_groups(settings or AlertSettings())
+            for rule in group["rules"]]
