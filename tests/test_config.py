@@ -26,7 +26,8 @@ def test_defaults():
     assert config.network.availability_zones == ("us-east-1a", "us-east-1b", "us-east-1c")
     assert config.network.nat_gateways == 3
     assert config.cluster.api_allowed_cidrs == ()
-    assert config.cluster.system_nodes == 2
+    # One per AZ: Prometheus' EBS volume is zonal and must always find a node in its zone.
+    assert config.cluster.system_nodes == 3
     assert config.plan.capacity is CapacityType.ON_DEMAND
     assert config.model_source is ModelSource.S3
     # Secure by default: an internal load balancer reachable from the VPC only.
@@ -138,6 +139,9 @@ def test_every_context_key_is_documented_in_the_readme():
          r"-c endpoint_scheme=internet-facing needs -c endpoint_allowed_cidrs="),
         ({"min_replicas": "3", "max_replicas": "2"}, ConfigError,
          r"-c min_replicas=3 is above -c max_replicas=2; raise -c max_replicas to at least 3"),
+        ({"max_replicas": "9"}, ConfigError,
+         r"-c max_replicas=9 needs 9 GPUs, but the GPU node group \(2 x 1\) and Karpenter's "
+         r"gpu_limit \(2\) hold at most 4 replicas"),
         ({"min_replicas": "0"}, ConfigError,
          r"-c min_replicas=0 \(scale to zero\) is not offered: KEDA scales on vLLM's own "),
         ({"ttft_slo_ms": "fast"}, ConfigError,

@@ -323,3 +323,56 @@ def test_readme_lists_the_dashboards_and_runbooks():
     assert re.search(r"^## See what it does", README, re.M)
     for alert in alert_names():
         assert f"### Runbook: {alert}" in README
+
+
+def test_serving_alerts_are_scoped_to_the_model(default_env):
+    served = default_env.config.plan.model.name
+    name = f"{app_name(default_env.config.plan.model.key)}-alerts"
+    (rules,) = [o for o in default_env.manifests() if o["kind"] == "PrometheusRule"
+                and o["metadata"]["name"] == name]
+    for rule in rules["spec"]["groups"][0]["rules"]:
+        if rule["alert"] == "VllmPodRestarts":
+            assert f'pod=~"{app_name(default_env.config.plan.model.key)}-.*"' in rule["expr"]
+        else:
+            assert f'model_name="{served}"' in rule["expr"], rule["alert"]
+
+
+def test_xid_alert_fires_on_a_new_error_not_forever(default_env):
+    (xid,) = [r for r in alert_rules(default_env) if r["alert"] == "GpuXidError"]
+    assert xid["expr"].startswith("changes(DCGM_FI_DEV_XID_ERRORS[10m]) > 0")
+
+
+def test_grafana_gets_its_datasource_at_start_and_reloads_nothing(default_env):
+    _, values = helm_values(default_env, "kube-prometheus-stack")
+    grafana = values["grafana"]
+    assert grafana["sidecar"]["datasources"] == {"enabled": False}
+    assert grafana["sidecar"]["dashboards"]["skipReload"] is True
+    (source,) = grafana["datasources"]["datasources.yaml"]["datasources"]
+    assert source["url"].startswith("http://kube-prometheus-stack-prometheus.monitoring.svc")
+
+
+def test_alert_receivers_come_from_labelled_alertmanager_configs(default_env):
+    _, values = helm_values(default_env, "kube-prometheus-stack")
+    spec = values["alertmanager"]["alertmanagerSpec"]
+    assert spec["alertmanagerConfigSelector"] == {
+        "matchLabels": {"vllm-eks.io/alertmanager-config": "true"}}
+    assert "kind: AlertmanagerConfig" in README
+
+
+def test_dcgm_scrape_timeout_fits_the_interval(default_env):
+    _, values = helm_values(default_env, "dcgm-exporter")
+    monitor = values["serviceMonitor"]
+    assert int(monitor["scrapeTimeout"].rstrip("s")) <= int(monitor["interval"].rstrip("s"))
+
+
+def test_model_manifests_are_replaced_when_the_model_changes(default_env, deepseek_env):
+    """kubectl's prune skips custom resources: the model's manifests carry the model in
+    their construct ID, so switching models deletes the old ScaledObject and rules."""
+    def manifest_ids(env):
+        return {k for k, r in env.templates["VllmProdStack"]["Resources"].items()
+                if r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource"}
+
+    assert any(k.startswith("VllmServiceObservabilityDeepseekR1DistillLlama8b")
+               for k in manifest_ids(default_env))
+    assert any(k.startswith("VllmServiceObservabilityDeepseekR1") and "Distill" not in k
+               for k in manifest_ids(deepseek_env))

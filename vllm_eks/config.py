@@ -61,7 +61,7 @@ CONTEXT_KEYS: dict[str, str] = {
     "(default none: private endpoint only)",
     "admin_role_arn": "IAM role granted cluster-admin through an access entry",
     "system_instance_type": "instance type of the system node group (default m7i.xlarge)",
-    "system_nodes": "system node group size (default 2, minimum 2)",
+    "system_nodes": "system node group size (default 3: one per AZ; minimum 2)",
     "gpu_nodes_min": "GPU node group minimum size (default 1)",
     "gpu_nodes_max": "GPU node group maximum size (default 2)",
     "gpu_limit": "nvidia.com/gpu Karpenter may add in total (default: two nodes' worth)",
@@ -100,7 +100,9 @@ class ClusterConfig:
     api_allowed_cidrs: tuple[str, ...] = ()
     admin_role_arn: str | None = None  # None: only the deploying CloudFormation role is admin
     system_instance_type: str = "m7i.xlarge"
-    system_nodes: int = 2
+    # One per AZ: monitoring keeps its data on zonal EBS volumes, and a volume's pod can
+    # only run in that volume's zone.
+    system_nodes: int = 3
     gpu_nodes_min: int = 1
     gpu_nodes_max: int = 2
     gpu_limit: int | None = None  # Karpenter GPU pool limit; None: two planned nodes' GPUs
@@ -167,14 +169,19 @@ class EnvironmentConfig:
     def gpu_limit(self) -> int:
         """nvidia.com/gpu Karpenter's GPU pool may hold: as configured, or two nodes of
         the planned instance type."""
-        if self.cluster.gpu_limit is not None:
-            return self.cluster.gpu_limit
-        return 2 * self.plan.chosen.instance.gpu_count
+        return resolved_gpu_limit(self.cluster, self.plan)
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> "EnvironmentConfig":
         """Build and validate a config from a context getter (`node.try_get_context`)."""
         return _parse(_ContextReader(get))
+
+
+def resolved_gpu_limit(cluster: ClusterConfig, plan: DeploymentPlan) -> int:
+    """Karpenter's GPU pool limit: as configured, or two nodes of the planned type."""
+    if cluster.gpu_limit is not None:
+        return cluster.gpu_limit
+    return 2 * plan.chosen.instance.gpu_count
 
 
 class _ContextReader:
@@ -269,18 +276,19 @@ def _parse(ctx: _ContextReader) -> EnvironmentConfig:
         raise ConfigError(f"-c account={account!r} must be a 12-digit AWS account ID")
     plan = _parse_plan(ctx)
     network = _parse_network(ctx, region)
+    cluster = _parse_cluster(ctx, plan)
     return EnvironmentConfig(
         plan=plan,
         account=account,
         region=region,
         network=network,
-        cluster=_parse_cluster(ctx, plan),
+        cluster=cluster,
         model_source=_choice(ctx, "model_source", ModelSource, ModelSource.S3,
                              "a model source"),
         model_revision=_parse_revision(ctx),
         endpoint=_parse_endpoint(ctx, region, network),
         observability=_parse_observability(ctx),
-        autoscaling=_parse_autoscaling(ctx),
+        autoscaling=_parse_autoscaling(ctx, plan, cluster),
     )
 
 
@@ -296,7 +304,8 @@ def _parse_observability(ctx: _ContextReader) -> ObservabilityConfig:
     )
 
 
-def _parse_autoscaling(ctx: _ContextReader) -> AutoscalingConfig:
+def _parse_autoscaling(ctx: _ContextReader, plan: DeploymentPlan,
+                       cluster: ClusterConfig) -> AutoscalingConfig:
     defaults = AutoscalingConfig()
     minimum = ctx.integer("min_replicas", defaults.min_replicas, minimum=0)
     if minimum == 0:
@@ -310,6 +319,17 @@ def _parse_autoscaling(ctx: _ContextReader) -> AutoscalingConfig:
         raise ConfigError(
             f"-c min_replicas={minimum} is above -c max_replicas={maximum}; raise "
             f"-c max_replicas to at least {minimum}"
+        )
+    # Replicas beyond the GPUs the node group and Karpenter may ever hold stay Pending.
+    node_gpus = plan.chosen.instance.gpu_count
+    gpu_limit = resolved_gpu_limit(cluster, plan)
+    capacity = (cluster.gpu_nodes_max * node_gpus + gpu_limit) // plan.gpus
+    if maximum > capacity:
+        raise ConfigError(
+            f"-c max_replicas={maximum} needs {maximum * plan.gpus} GPUs, but the GPU node "
+            f"group ({cluster.gpu_nodes_max} x {node_gpus}) and Karpenter's gpu_limit "
+            f"({gpu_limit}) hold at most {capacity} replicas; raise -c gpu_limit or "
+            f"-c gpu_nodes_max, or lower -c max_replicas"
         )
     return AutoscalingConfig(min_replicas=minimum, max_replicas=maximum)
 

@@ -12,14 +12,18 @@ from .. import versions
 from ..config import ObservabilityConfig
 from ..k8s_charts import render
 from ..k8s_charts.monitoring import (
+    ALERTMANAGER_CONFIG_LABEL,
     DCGM_COUNTERS_CONFIGMAP,
     DCGM_COUNTERS_FILE,
     GRAFANA_SECRETS,
     GRAFANA_SECRETS_DIR,
     MONITORING_NAMESPACE,
     MonitoringChart,
+    MonitoringContentChart,
+    MonitoringContentProps,
     MonitoringProps,
 )
+from ..observability.alerts import AlertSettings
 from ..k8s_charts.storage import GP3_STORAGE_CLASS
 from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..nag import acknowledge
@@ -96,6 +100,11 @@ class Observability(Construct):
             namespace=MONITORING_NAMESPACE, values=self.prometheus_values(),
         )
         self.prometheus.node.add_dependency(self.namespace, grafana_identity, grafana_role)
+        content = render(MonitoringContentChart, "monitoring-content",
+                         props=MonitoringContentProps(alerts=AlertSettings()))
+        self.content = eks.KubernetesManifest(self, "DashboardsAndGpuAlerts", cluster=cluster,
+                                              manifest=content.to_json())
+        self.content.node.add_dependency(self.prometheus)  # PrometheusRule CRD
         self.dcgm = pinned_chart(
             self, "DcgmExporter", cluster=cluster, chart="dcgm-exporter",
             release="dcgm-exporter", repository=versions.DCGM_EXPORTER_CHART_REPOSITORY,
@@ -137,12 +146,20 @@ class Observability(Construct):
                 "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": True,
                         "volumeAttributes": {"secretProviderClass": GRAFANA_SECRETS}},
             }],
+            # Grafana rescans provisioned dashboard files every 30 s: the sidecar need not
+            # call the reload API (which would need the admin password).
             "sidecar": {
                 "dashboards": {"enabled": True, "label": "grafana_dashboard",
-                               "labelValue": "1", "searchNamespace": "ALL"},
-                # Written before Grafana starts: the reload API would need the password.
-                "datasources": {"enabled": True, "initDatasources": True},
+                               "labelValue": "1", "searchNamespace": "ALL",
+                               "skipReload": True},
+                "datasources": {"enabled": False},
             },
+            # Provisioned from a file at start, not by a sidecar: datasources are not
+            # rescanned, and a watching init container would never finish.
+            "datasources": {"datasources.yaml": {"apiVersion": 1, "datasources": [{
+                "name": "Prometheus", "type": "prometheus", "uid": "prometheus",
+                "url": PROMETHEUS_URL, "access": "proxy", "isDefault": True,
+                "jsonData": {"timeInterval": "15s"}}]}},
             # Dashboards are provisioned from ConfigMaps; nothing to persist.
             "persistence": {"enabled": False},
         }
@@ -183,8 +200,15 @@ class Observability(Construct):
                 "resources": {"requests": {"cpu": "500m", "memory": "2Gi"},
                               "limits": {"memory": "6Gi"}},
             }},
-            "alertmanager": {"alertmanagerSpec": {"nodeSelector": SYSTEM_NODES,
-                                                  "storage": volume(10)}},
+            # Receivers come from AlertmanagerConfig objects labelled
+            # vllm-eks.io/alertmanager-config=true (README): the chart's own config Secret
+            # would be overwritten by every deploy.
+            "alertmanager": {"alertmanagerSpec": {
+                "nodeSelector": SYSTEM_NODES, "storage": volume(10),
+                "alertmanagerConfigSelector": {"matchLabels": ALERTMANAGER_CONFIG_LABEL},
+                "alertmanagerConfigNamespaceSelector": {},
+                "alertmanagerConfigMatcherStrategy": {"type": "None"},
+            }},
             "kube-state-metrics": {"nodeSelector": SYSTEM_NODES},
             "prometheus-node-exporter": {"tolerations": [{"operator": "Exists"}]},
             "grafana": grafana,
@@ -208,7 +232,8 @@ class Observability(Construct):
                                        "configMap": {"name": DCGM_COUNTERS_CONFIGMAP}}],
             "extraVolumeMounts": [{"name": "vllm-eks-counters", "mountPath": counters_dir,
                                    "readOnly": True}],
-            "serviceMonitor": {"enabled": True, "interval": "15s", "honorLabels": True,
+            "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "10s",
+                               "honorLabels": True,
                                "additionalLabels": {"release": PROMETHEUS_RELEASE}},
             "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
                           "limits": {"memory": "512Mi"}},

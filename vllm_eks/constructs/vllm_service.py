@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import aws_cdk as cdk
@@ -99,7 +100,8 @@ class VllmService(Construct):
                 weights_bucket=store.bucket.bucket_name, model_prefix=self.weights_prefix,
                 hf_token_secret_arn=store.hf_token_secret.secret_arn,
                 hf_revision=props.model_revision, namespace=props.namespace))
-            self.staging = eks.KubernetesManifest(self, "WeightsStaging", cluster=props.cluster,
+            self.staging = eks.KubernetesManifest(self, self._model_id("WeightsStaging"),
+                                                  cluster=props.cluster,
                                                   manifest=staging.to_json(), prune=True)
             # EKS gives a pod credentials only if its association (and the role's policies)
             # exist when the pod is admitted.
@@ -107,20 +109,23 @@ class VllmService(Construct):
             previous = (self.staging,)
 
         self.chart = render(self.chart_class(), self.name, props=self.chart_props())
-        self.manifest = eks.KubernetesManifest(self, "Server", cluster=props.cluster,
+        self.manifest = eks.KubernetesManifest(self, self._model_id("Server"),
+                                               cluster=props.cluster,
                                                manifest=self.chart.to_json(), prune=True)
         self.manifest.node.add_dependency(*previous, server_identity, self.server_role)
 
         observability = render(VllmObservabilityChart, f"{self.name}-observability",
                                props=VllmObservabilityProps(
                                    model_key=model.key, served_name=model.name,
-                                   prometheus_url=props.prometheus_url, alerts=props.alerts,
+                                   prometheus_url=props.prometheus_url,
+                                   alerts=dataclasses.replace(props.alerts,
+                                                              pod_prefix=self.name),
                                    min_replicas=props.min_replicas,
                                    max_replicas=props.max_replicas,
                                    namespace=props.namespace))
         self.observability = eks.KubernetesManifest(
-            self, "Observability", cluster=props.cluster, manifest=observability.to_json(),
-            prune=True)
+            self, self._model_id("Observability"), cluster=props.cluster,
+            manifest=observability.to_json(), prune=True)
         self.observability.node.add_dependency(self.manifest)
 
         hostname = eks.KubernetesObjectValue(
@@ -157,6 +162,13 @@ class VllmService(Construct):
         )
 
     # -- parts -------------------------------------------------------------------------
+
+    def _model_id(self, role: str) -> str:
+        """Construct ID of a manifest that holds the model's objects. It names the model:
+        switching models replaces the resource, so CloudFormation deletes the old model's
+        objects (kubectl's prune skips custom resources such as the ScaledObject)."""
+        return role + "".join(part.capitalize() for part in
+                              self.props.plan.model.key.replace(".", "-").split("-"))
 
     def _load_balancer_cidrs(self) -> tuple[str, ...]:
         """The subnets the ALB's nodes live in (it sends to pods from there): public ones,

@@ -10,6 +10,8 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from ..metrics import dcgm_counters_csv
+from ..observability.alerts import AlertSettings, gpu_rule_groups
+from ..observability.dashboards import DASHBOARDS
 from ..versions import KUBERNETES_MINOR
 
 MONITORING_NAMESPACE = "monitoring"
@@ -17,6 +19,12 @@ GRAFANA_SECRETS = "grafana-admin"  # SecretProviderClass
 GRAFANA_SECRETS_DIR = "/etc/secrets/grafana"
 DCGM_COUNTERS_CONFIGMAP = "vllm-eks-dcgm-counters"
 DCGM_COUNTERS_FILE = "counters.csv"
+# kube-prometheus-stack's Prometheus selects every monitor and rule (its selectors are
+# opened); the release label also satisfies a stock selector.
+PROMETHEUS_SELECTOR_LABELS = {"release": "kube-prometheus-stack"}
+DASHBOARD_LABEL = {"grafana_dashboard": "1"}  # picked up by Grafana's sidecar
+# AlertmanagerConfig objects with this label are merged into Alertmanager's routing.
+ALERTMANAGER_CONFIG_LABEL = {"vllm-eks.io/alertmanager-config": "true"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,3 +68,33 @@ class MonitoringChart(cdk8s.Chart):
         k8s.KubeConfigMap(self, "DcgmCounters", metadata=k8s.ObjectMeta(
             name=DCGM_COUNTERS_CONFIGMAP, namespace=props.namespace, labels=labels),
             data={DCGM_COUNTERS_FILE: dcgm_counters_csv()})
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringContentProps:
+    alerts: AlertSettings
+    namespace: str = MONITORING_NAMESPACE
+
+
+class MonitoringContentChart(cdk8s.Chart):
+    """The cluster-wide dashboards (ConfigMaps for Grafana's sidecar) and GPU alert rules;
+    applied once the Prometheus Operator's CRDs exist."""
+
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 props: MonitoringContentProps) -> None:
+        super().__init__(scope, construct_id, disable_resource_name_hashes=True)
+        labels = {"app.kubernetes.io/part-of": "vllm-eks"}
+        for dashboard_id, build in DASHBOARDS.items():
+            k8s.KubeConfigMap(
+                self, f"Dashboard-{dashboard_id}",
+                metadata=k8s.ObjectMeta(name=f"vllm-eks-dashboard-{dashboard_id}",
+                                        namespace=props.namespace,
+                                        labels={**labels, **DASHBOARD_LABEL}),
+                data={f"{dashboard_id}.json": json.dumps(build(), indent=1, sort_keys=True)})
+        rules = cdk8s.ApiObject(
+            self, "GpuRules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+            metadata=cdk8s.ApiObjectMetadata(name="vllm-eks-gpu-alerts",
+                                              namespace=props.namespace,
+                                              labels={**labels, **PROMETHEUS_SELECTOR_LABELS}))
+        rules.add_json_patch(cdk8s.JsonPatch.add(
+            "/spec", {"groups": gpu_rule_groups(props.alerts)}))

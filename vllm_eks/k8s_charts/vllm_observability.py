@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import cdk8s
-from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from .. import metrics as m
-from ..observability.alerts import AlertSettings, rule_groups
-from ..observability.dashboards import DASHBOARDS
-from .monitoring import MONITORING_NAMESPACE
+from ..observability.alerts import AlertSettings, serving_rule_groups
+from .monitoring import MONITORING_NAMESPACE, PROMETHEUS_SELECTOR_LABELS
 from .vllm import PORT_NAME, app_name
 
-# kube-prometheus-stack's Prometheus selects every monitor and rule (its selectors are
-# opened); the release label also satisfies a stock selector.
-PROMETHEUS_SELECTOR_LABELS = {"release": "kube-prometheus-stack"}
-DASHBOARD_LABEL = {"grafana_dashboard": "1"}  # picked up by Grafana's sidecar
 SCRAPE_INTERVAL = "15s"
 
 
@@ -36,8 +29,8 @@ class VllmObservabilityProps:
 
 
 class VllmObservabilityChart(cdk8s.Chart):
-    """PodMonitor for the model's pods, the alert rules, the Grafana dashboards and the
-    KEDA ScaledObject of the model's Deployment.
+    """PodMonitor for the model's pods, the model's alert rules and the KEDA ScaledObject
+    of its Deployment (dashboards and GPU alerts are cluster-wide: `Observability`).
 
     Hooks a subclass may override: `scaling_triggers()`, `scaling_behavior()`.
     """
@@ -51,13 +44,6 @@ class VllmObservabilityChart(cdk8s.Chart):
                        "vllm-eks.io/model": props.model_key}
         self._pod_monitor()
         self._rules()
-        for dashboard_id, build in DASHBOARDS.items():
-            k8s.KubeConfigMap(
-                self, f"Dashboard-{dashboard_id}",
-                metadata=k8s.ObjectMeta(name=f"vllm-eks-dashboard-{dashboard_id}",
-                                        namespace=MONITORING_NAMESPACE,
-                                        labels={**self.common_labels, **DASHBOARD_LABEL}),
-                data={f"{dashboard_id}.json": json.dumps(build(), indent=1, sort_keys=True)})
         self._scaled_object()
 
     # -- hooks -------------------------------------------------------------------------
@@ -112,7 +98,7 @@ class VllmObservabilityChart(cdk8s.Chart):
         self._api_object(
             "Rules", "monitoring.coreos.com/v1", "PrometheusRule", f"{self.name}-alerts",
             MONITORING_NAMESPACE, labels=PROMETHEUS_SELECTOR_LABELS,
-            spec={"groups": rule_groups(self.props.alerts)})
+            spec={"groups": serving_rule_groups(self.props.alerts, self.props.served_name)})
 
     def _scaled_object(self) -> None:
         props = self.props

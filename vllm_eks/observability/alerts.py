@@ -19,6 +19,7 @@ class AlertSettings:
     ttft_slo_seconds: float = 0.4  # the p95 time-to-first-token target
     namespace: str = "inference"
     queue_backlog: int = 10  # waiting requests per model considered a backlog
+    pod_prefix: str = "vllm"  # the model's pods are named <pod_prefix>-<hash>-<id>
     # Where the runbooks live: the README of this repository (or your fork's URL).
     runbook_base: str = "README.md"
 
@@ -38,86 +39,95 @@ def _alert(settings: AlertSettings, name: str, expr: str, *, duration: str, seve
     }
 
 
-def _ttft_p95(window: str) -> str:
-    return (f"histogram_quantile(0.95, sum by (le, {m.MODEL_LABEL}) "
-            f"(rate({m.TIME_TO_FIRST_TOKEN.bucket}[{window}])))")
-
-
-def serving_rules(settings: AlertSettings) -> list[dict]:
-    """SLO, errors, capacity and health of the vLLM replicas."""
+def serving_rules(settings: AlertSettings, served_name: str) -> list[dict]:
+    """SLO, errors, capacity and health of one model's vLLM replicas (every expression
+    selects only that model's series, so each model's rules stand alone)."""
     slo = settings.ttft_slo_seconds
     slo_ms = round(slo * 1000)
     by = m.MODEL_LABEL
-    finished = f"sum by ({by}) (rate({m.REQUEST_SUCCESS.series}[5m]))"
-    errored = f'sum by ({by}) (rate({m.REQUEST_SUCCESS.series}{{finished_reason="error"}}[5m]))'
+    model = f'{by}="{served_name}"'
+
+    def ttft_p95(window: str) -> str:
+        return (f"histogram_quantile(0.95, sum by (le, {by}) "
+                f"(rate({m.TIME_TO_FIRST_TOKEN.bucket}{{{model}}}[{window}])))")
+
+    finished = f"sum by ({by}) (rate({m.REQUEST_SUCCESS.series}{{{model}}}[5m]))"
+    errored = (f'sum by ({by}) (rate({m.REQUEST_SUCCESS.series}{{{model}, '
+               f'finished_reason="error"}}[5m]))')
     return [
         # Multi-window: a long window proves the breach is sustained, a short one that it
         # is still happening (the alert resolves soon after a fix).
         _alert(settings, "VllmTtftSloFastBurn",
-               f"{_ttft_p95('1h')} > {slo} and {_ttft_p95('5m')} > {slo}",
+               f"{ttft_p95('1h')} > {slo} and {ttft_p95('5m')} > {slo}",
                duration="2m", severity="critical",
-               summary=f"TTFT p95 of {{{{ $labels.{by} }}}} is above {slo_ms} ms now and "
-               "over the last hour",
+               summary=f"TTFT p95 of {served_name} is above {slo_ms} ms now and over the "
+               "last hour",
                description="Clients wait longer than the SLO for the first token, both over "
                "the last hour and the last 5 minutes: the model is overloaded or a replica "
                "is unhealthy."),
         _alert(settings, "VllmTtftSloSlowBurn",
-               f"{_ttft_p95('6h')} > {slo} and {_ttft_p95('30m')} > {slo}",
+               f"{ttft_p95('6h')} > {slo} and {ttft_p95('30m')} > {slo}",
                duration="15m", severity="warning",
-               summary=f"TTFT p95 of {{{{ $labels.{by} }}}} is above {slo_ms} ms over 6 hours",
+               summary=f"TTFT p95 of {served_name} is above {slo_ms} ms over 6 hours",
                description="The time-to-first-token SLO has been missed for hours: capacity "
                "does not match the traffic."),
         _alert(settings, "VllmHighErrorRate",
                f"({errored}) / ({finished}) > 0.01",
                duration="10m", severity="critical",
-               summary=f"More than 1% of {{{{ $labels.{by} }}}} requests fail",
-               description="Requests finish with finished_reason=error (HTTP 500 to the "
-               "client)."),
+               summary=f"More than 1% of {served_name} requests end in an engine error",
+               description="vLLM reports finished_reason=error (a request-level internal "
+               "error, e.g. a failed KV load; the client gets HTTP 500). A dead engine shows "
+               "as VllmPodRestarts / VllmMetricsMissing instead."),
         _alert(settings, "VllmQueueBacklog",
-               f"sum by ({by}) ({m.NUM_REQUESTS_WAITING.series}) > {settings.queue_backlog}",
+               f"sum by ({by}) ({m.NUM_REQUESTS_WAITING.series}{{{model}}}) "
+               f"> {settings.queue_backlog}",
                duration="10m", severity="warning",
-               summary=f"{{{{ $labels.{by} }}}} has had more than {settings.queue_backlog} "
-               "requests waiting for 10 minutes",
+               summary=f"{served_name} has had more than {settings.queue_backlog} requests "
+               "waiting for 10 minutes",
                description="Requests queue faster than the replicas can take them and the "
                "autoscaler has not caught up."),
         _alert(settings, "VllmKvCacheFull",
-               f"max by ({by}, pod) ({m.KV_CACHE_USAGE.series}) >= 0.95",
+               f"max by ({by}, pod) ({m.KV_CACHE_USAGE.series}{{{model}}}) >= 0.95",
                duration="15m", severity="warning",
                summary="KV cache of {{ $labels.pod }} is at least 95% full",
                description="The replica's KV cache is nearly full for 15 minutes: new "
                "requests wait or preempt running ones."),
         _alert(settings, "VllmPreemptions",
-               f"sum by ({by}) (rate({m.NUM_PREEMPTIONS.series}[10m])) > 0",
+               f"sum by ({by}) (rate({m.NUM_PREEMPTIONS.series}{{{model}}}[10m])) > 0",
                duration="15m", severity="warning",
-               summary=f"{{{{ $labels.{by} }}}} keeps preempting requests",
+               summary=f"{served_name} keeps preempting requests",
                description="Running requests are evicted for lack of KV cache and recomputed "
                "later, which spikes latency."),
         _alert(settings, "VllmPodRestarts",
                f'increase({m.CONTAINER_RESTARTS.series}{{namespace="{settings.namespace}", '
-               'container="vllm"}[30m]) > 0',
+               f'container="vllm", pod=~"{settings.pod_prefix}-.*"}}[30m]) > 0',
                duration="0m", severity="warning",
                summary="vLLM container of {{ $labels.pod }} restarted",
                description="A vLLM container restarted in the last 30 minutes (crash, OOM, "
                "failed probe or exceeded startup budget)."),
         _alert(settings, "VllmMetricsMissing",
-               f"absent({m.NUM_REQUESTS_RUNNING.series})",
+               f"absent({m.NUM_REQUESTS_RUNNING.series}{{{model}}})",
                duration="30m", severity="warning",
-               summary="No vLLM metrics for 30 minutes",
-               description="Prometheus has no vLLM series: no replica is up, scraping is "
-               "broken, or vLLM renamed its metrics (dashboards and autoscaling are blind)."),
+               summary=f"No vLLM metrics from {served_name} for 30 minutes",
+               description="Prometheus has no series of this model: no replica is up, "
+               "scraping is broken, or vLLM renamed its metrics (dashboards and autoscaling "
+               "are blind)."),
     ]
 
 
 def gpu_rules(settings: AlertSettings) -> list[dict]:
     """GPU hardware and GPU node health."""
     return [
+        # The gauge holds the last XID until the driver reloads: alert on a change, not
+        # on the value, or one application fault would page forever.
         _alert(settings, "GpuXidError",
-               f"max by (Hostname, gpu) ({m.GPU_XID_ERRORS.series}) > 0",
-               duration="0m", severity="critical",
+               f"changes({m.GPU_XID_ERRORS.series}[10m]) > 0 "
+               f"and {m.GPU_XID_ERRORS.series} > 0",
+               duration="0m", severity="warning",
                summary="GPU {{ $labels.gpu }} on {{ $labels.Hostname }} reported XID "
                "{{ $value }}",
-               description="The NVIDIA driver reported an XID error (hardware, driver or "
-               "application fault)."),
+               description="The NVIDIA driver reported a new XID error (application fault "
+               "such as 13/31/43, or a hardware/NVLink fault such as 48/63/64/74/79/92-95)."),
         _alert(settings, "GpuEccDoubleBitErrors",
                f"increase({m.GPU_ECC_DBE.series}[10m]) > 0",
                duration="0m", severity="critical",
@@ -135,13 +145,18 @@ def gpu_rules(settings: AlertSettings) -> list[dict]:
     ]
 
 
-def rule_groups(settings: AlertSettings) -> list[dict]:
-    return [
-        {"name": "vllm-eks.serving", "rules": serving_rules(settings)},
-        {"name": "vllm-eks.gpus", "rules": gpu_rules(settings)},
-    ]
+def serving_rule_groups(settings: AlertSettings, served_name: str) -> list[dict]:
+    """One model's rules (the workloads stack applies them with the model)."""
+    return [{"name": f"vllm-eks.serving.{served_name}",
+             "rules": serving_rules(settings, served_name)}]
 
 
-def alert_names(settings: AlertSettings | None = None) -> list[str]:
-    return [rule["alert"] for group in rule_groups(settings or AlertSettings())
-            for rule in group["rules"]]
+def gpu_rule_groups(settings: AlertSettings) -> list[dict]:
+    """Cluster-wide rules (the cluster stack applies them once)."""
+    return [{"name": "vllm-eks.gpus", "rules": gpu_rules(settings)}]
+
+
+def alert_names() -> list[str]:
+    settings = AlertSettings()
+    groups = serving_rule_groups(settings, "model") + gpu_rule_groups(settings)
+    return [rule["alert"] for group in groups for rule in group["rules"]]
