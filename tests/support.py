@@ -112,3 +112,17 @@ def readable_template(template: dict) -> dict:
         return value
 
     return walk(template)
+
+
+def synth_pipeline(pipeline_config: dict, outdir: Path, extra_context: dict | None = None):
+    """Synthesize VllmPipelineStack (and its stages) the way app.py does with
+    `-c pipeline=true`; returns the cloud assembly."""
+    from vllm_eks.pipeline_config import parse_pipeline_config
+    from vllm_eks.stacks.pipeline_stack import PIPELINE_STACK_ID, PipelineStack
+
+    app = cdk.App(context={**project_context(), **(extra_context or {})}, outdir=str(outdir))
+    config = parse_pipeline_config(pipeline_config)
+    PipelineStack(app, PIPELINE_STACK_ID, pipeline_config=config,
+                  env=cdk.Environment(account=config.account, region=config.region))
+    enable_nag(app)
+    return app.synth()

@@ -8,6 +8,7 @@ the same `EnvironmentConfig` from its committed settings instead.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import re
@@ -79,6 +80,8 @@ CONTEXT_KEYS: dict[str, str] = {
     "max_replicas": "most vLLM replicas the autoscaler runs (default 2)",
     "cloudwatch": "true adds the amazon-cloudwatch-observability add-on (default false)",
     "grafana_alb": "true puts Grafana behind an internal ALB (default false: port-forward)",
+    "pipeline": "true synthesizes the delivery pipeline (VllmPipelineStack) instead",
+    "pipeline_config": "path of the pipeline configuration (default pipeline.json)",
 }
 
 
@@ -164,6 +167,11 @@ class EnvironmentConfig:
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     autoscaling: AutoscalingConfig = field(default_factory=AutoscalingConfig)
+    # The pipeline's (tooling) account, allowed to invoke the smoke test; None for CLI.
+    smoke_test_invoker_account: str | None = None
+
+    def with_smoke_test_invoker(self, account: str) -> "EnvironmentConfig":
+        return dataclasses.replace(self, smoke_test_invoker_account=account)
 
     @property
     def gpu_limit(self) -> int:

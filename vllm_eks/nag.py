@@ -88,3 +88,25 @@ def _flatten_reference(node) -> str:
     if "Ref" in node:
         return f"<{_flatten_reference(node['Ref'])}>"
     return json.dumps(node, separators=(",", ":"))
+
+
+def acknowledge_library_policy_wildcards(scope: IConstruct, reason: str) -> None:
+    """Accept the IAM5 findings of every IAM policy a library generates below `scope`
+    (e.g. CDK Pipelines' CodeBuild and CodePipeline roles), each by its exact ID, with
+    the reason why. For policies we write ourselves, use `acknowledge_wildcards`."""
+    scope.node.add_validation(_LibraryPolicyAcknowledgement(scope, reason))
+
+
+@jsii.implements(IValidation)
+class _LibraryPolicyAcknowledgement:
+    def __init__(self, scope: IConstruct, reason: str) -> None:
+        self._scope, self._reason = scope, reason
+
+    def validate(self) -> list[str]:
+        for construct in self._scope.node.find_all():
+            if isinstance(construct, iam.CfnPolicy):
+                document = cdk.Stack.of(construct).resolve(construct.policy_document)
+                for statement in document.get("Statement", []):
+                    for finding in wildcard_findings(statement):
+                        acknowledge(construct, finding, self._reason)
+        return []

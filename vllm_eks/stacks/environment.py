@@ -3,6 +3,7 @@ pipeline Stage alike."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -32,24 +33,32 @@ class EnvironmentStacks:
         return (self.network, self.model_store, self.cluster, self.prod)
 
 
-def build_environment(scope: Construct, config: EnvironmentConfig) -> EnvironmentStacks:
-    """Create the environment's stacks in `scope` (a cdk.App or a cdk.Stage)."""
+def build_environment(
+    scope: Construct, config: EnvironmentConfig,
+    synthesizer: Callable[[], cdk.IStackSynthesizer] | None = None,
+) -> EnvironmentStacks:
+    """Create the environment's stacks in `scope` (a cdk.App or a cdk.Stage). A pipeline
+    passes `synthesizer`, a factory (each stack needs its own instance)."""
     env = cdk.Environment(account=config.account, region=config.region)
+
+    def options() -> dict:
+        return {"env": env, "synthesizer": synthesizer()} if synthesizer else {"env": env}
+
     network = NetworkStack(
-        scope, NETWORK_STACK_ID, config=config, env=env,
+        scope, NETWORK_STACK_ID, config=config, **options(),
         description="vllm-eks network: VPC over three AZs, NAT, endpoints, flow logs",
     )
     model_store = ModelStoreStack(
-        scope, MODEL_STORE_STACK_ID, config=config, env=env, vpc=network.network.vpc,
+        scope, MODEL_STORE_STACK_ID, config=config, **options(), vpc=network.network.vpc,
         description="vllm-eks model store (stateful, retained): S3 weights, EFS cache",
     )
     cluster = ClusterStack(
-        scope, CLUSTER_STACK_ID, config=config, env=env, vpc=network.network.vpc,
+        scope, CLUSTER_STACK_ID, config=config, **options(), vpc=network.network.vpc,
         store=model_store.store,
         description="vllm-eks cluster: EKS, Bottlerocket system and GPU node groups, add-ons",
     )
     prod = ProdStack(
-        scope, PROD_STACK_ID, config=config, env=env, cluster=cluster,
+        scope, PROD_STACK_ID, config=config, **options(), cluster=cluster,
         store=model_store.store, vpc=network.network.vpc,
         description=f"vllm-eks workloads: serving {config.plan.model.key}",
     )

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from ..config import EnvironmentConfig
 from ..constructs.model_store import ModelStore
+from ..constructs.smoke_test import SmokeTest, SmokeTestProps
 from ..constructs.vllm_service import VllmService, VllmServiceProps
 from ..k8s_charts import InferenceNamespaceChart, InferenceNamespaceProps, render
 from ..observability.alerts import AlertSettings
@@ -49,6 +50,15 @@ class ProdStack(cdk.Stack):
                 after=(namespace,),
             ),
         )
+        self.smoke_test = SmokeTest(self, "SmokeTest", props=SmokeTestProps(
+            vpc=vpc, endpoint_url=self.service.endpoint_url, api_key=self.service.api_key,
+            served_model_name=plan.model.name, environment_name=config.cluster.name,
+            invoker_account=config.smoke_test_invoker_account))
+        self.smoke_test.function.node.add_dependency(self.service)
+        self.smoke_test_output = cdk.CfnOutput(
+            self, "SmokeTestFunctionArn", value=self.smoke_test.function.function_arn,
+            description="aws lambda invoke --function-name <arn> out.json: health, models, "
+            "one completion")
         cdk.CfnOutput(self, "Model", value=plan.model.key)
         cdk.CfnOutput(
             self,

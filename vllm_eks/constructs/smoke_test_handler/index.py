@@ -1,0 +1,48 @@
+"""Smoke test of a vllm-eks endpoint, run inside the VPC (the endpoint may be internal).
+
+Returns {"status": "waiting" | "passed" | "failed", "detail": ...}: "waiting" while
+/health does not answer 200 yet (the model is still loading), "passed" once /health,
+/v1/models (with the API key) and one tiny completion succeeded. The API key is read
+from Secrets Manager at run time; it is never logged or returned.
+"""
+
+import json
+import os
+import urllib.error
+import urllib.request
+
+import boto3
+
+
+def call(method, url, key=None, body=None, timeout=60):
+    request = urllib.request.Request(url, method=method, data=(
+        json.dumps(body).encode() if body is not None else None))
+    request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()[:500]
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        return None, str(error)
+
+
+def handler(event, context):
+    url = os.environ["ENDPOINT_URL"].rstrip("/")
+    model = os.environ["MODEL"]
+    status, text = call("GET", f"{url}/health", timeout=10)
+    if status != 200:
+        return {"status": "waiting", "detail": f"/health: {status} {text[:200]}"}
+    key = boto3.client("secretsmanager").get_secret_value(
+        SecretId=os.environ["API_KEY_SECRET_ARN"])["SecretString"]
+    status, text = call("GET", f"{url}/v1/models", key=key)
+    if status != 200 or model not in text:
+        return {"status": "failed", "detail": f"/v1/models: {status} {text[:300]}"}
+    status, text = call("POST", f"{url}/v1/completions", key=key, timeout=240, body={
+        "model": model, "prompt": "The capital of France is", "max_tokens": 8,
+        "temperature": 0})
+    if status != 200 or not json.loads(text).get("choices"):
+        return {"status": "failed", "detail": f"/v1/completions: {status} {text[:300]}"}
+    return {"status": "passed", "detail": json.loads(text)["choices"][0].get("text", "")}

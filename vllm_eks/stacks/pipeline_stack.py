@@ -1,0 +1,137 @@
+"""VllmPipelineStack: CDK Pipelines promotion of the environment through the stages of
+pipeline.json (dev -> staging -> prod by default), each a cdk.Stage built by the same
+`build_environment` the CLI app uses."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from aws_cdk import pipelines
+from constructs import Construct
+
+from ..config import EnvironmentConfig
+from ..models.sources import startup_budget_seconds
+from ..constructs.smoke_test import smoke_test_function_name
+from ..nag import acknowledge, acknowledge_library_policy_wildcards
+from ..pipeline_config import PipelineConfig, StageConfig
+from .environment import EnvironmentStacks, build_environment
+
+PIPELINE_STACK_ID = "VllmPipelineStack"
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0  # Python 3.11/3.12, Node.js 20
+# The README's two commands: install + test, then synthesize (the pipeline's own stack
+# included, so the pipeline updates itself first).
+SYNTH_COMMANDS = ["make test", "make synth ARGS='-c pipeline=true'"]
+SMOKE_POLL_SECONDS = 60
+
+
+def bootstrap_roles_synthesizer() -> cdk.DefaultStackSynthesizer:
+    """The default synthesizer with the bootstrap role ARNs written with the literal `aws`
+    partition: with concrete stage accounts and regions the pipeline's deploy actions
+    then carry plain role ARNs (cfn-lint cannot validate an ARN assembled with
+    Fn::Join). Every region of pipeline_config.KNOWN_REGIONS is in the `aws` partition."""
+    role = "arn:aws:iam::${AWS::AccountId}:role/cdk-${Qualifier}-%s-${AWS::AccountId}-${AWS::Region}"
+    return cdk.DefaultStackSynthesizer(
+        deploy_role_arn=role % "deploy-role",
+        cloud_formation_execution_role=role % "cfn-exec-role",
+    )
+
+
+class EnvironmentStage(cdk.Stage):
+    """One environment (the four stacks) in one account and region."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+                 **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        self.stacks: EnvironmentStacks = build_environment(
+            self, config, synthesizer=bootstrap_roles_synthesizer)
+
+
+def smoke_test_commands(timeout_seconds: int) -> list[str]:
+    """Invoke the stage's smoke-test function until it passes (exit 0), fails (exit 1)
+    or the endpoint is not ready within `timeout_seconds`. The function reads the API key
+    from Secrets Manager itself: nothing secret passes through the pipeline."""
+    return [
+        f"deadline=$(( $(date +%s) + {timeout_seconds} ))",
+        'while true; do '
+        'aws lambda invoke --function-name "$SMOKE_TEST_FUNCTION_ARN" '
+        '--cli-read-timeout 360 result.json > /dev/null; '
+        'status=$(python3 -c \'import json; print(json.load(open("result.json"))["status"])\'); '
+        'cat result.json; echo; '
+        'if [ "$status" = passed ]; then exit 0; fi; '
+        'if [ "$status" = failed ]; then exit 1; fi; '
+        'if [ "$(date +%s)" -ge "$deadline" ]; then echo "endpoint not ready in time"; exit 1; fi; '
+        f'sleep {SMOKE_POLL_SECONDS}; '
+        'done',
+    ]
+
+
+class PipelineStack(cdk.Stack):
+    """The pipeline (CodePipeline V2, cross-account KMS keys, encrypted artifacts): source
+    from a CodeConnections connection, a synth step that runs the test suite, then one
+    stage per pipeline.json entry with a manual approval where configured and a smoke
+    test after each deploy. A failing smoke test stops the promotion."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, pipeline_config: PipelineConfig,
+                 **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        config = pipeline_config
+        source = pipelines.CodePipelineSource.connection(
+            config.repository, config.branch, connection_arn=config.require_connection(),
+            trigger_on_push=True)
+        self.pipeline = pipelines.CodePipeline(
+            self, "Pipeline",
+            pipeline_name="vllm-eks",
+            pipeline_type=codepipeline.PipelineType.V2,
+            cross_account_keys=True,
+            enable_key_rotation=True,
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)),
+            synth=pipelines.ShellStep("Synth", input=source, commands=SYNTH_COMMANDS,
+                                      primary_output_directory="cdk.out"),
+        )
+        self.stages: list[EnvironmentStage] = []
+        for stage_config in config.stages:
+            self._add_stage(stage_config, config.account)
+        self.pipeline.build_pipeline()
+        self._acknowledge_nag_findings()
+
+    def _add_stage(self, stage_config: StageConfig, tooling_account: str) -> None:
+        environment = stage_config.environment(tooling_account)
+        stage = EnvironmentStage(
+            self, stage_config.name.capitalize(), config=environment,
+            env=cdk.Environment(account=stage_config.account, region=stage_config.region))
+        self.stages.append(stage)
+        prod = stage.stacks.prod
+        # The endpoint may first have to launch a GPU node and load the weights.
+        budget = startup_budget_seconds(environment.plan.model, environment.model_source)
+        timeout = (budget + 1800 + 59) // 60 * 60  # CodeBuild counts whole minutes
+        smoke = pipelines.CodeBuildStep(
+            f"SmokeTest{stage_config.name.capitalize()}",
+            env_from_cfn_outputs={"SMOKE_TEST_FUNCTION_ARN": prod.smoke_test_output},
+            commands=smoke_test_commands(timeout),
+            timeout=cdk.Duration.seconds(timeout + 600),
+            role_policy_statements=[iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[f"arn:{cdk.Aws.PARTITION}:lambda:{stage_config.region}:"
+                           f"{stage_config.account}:function:"
+                           f"{smoke_test_function_name(environment.cluster.name)}"])],
+        )
+        pre = ([pipelines.ManualApprovalStep(
+            f"Approve{stage_config.name.capitalize()}",
+            comment=f"Promote to {stage_config.name} ({stage_config.account}, "
+            f"{stage_config.region})?")] if stage_config.approval else [])
+        self.pipeline.add_stage(stage, pre=pre, post=[smoke])
+
+    def _acknowledge_nag_findings(self) -> None:
+        acknowledge_library_policy_wildcards(
+            self.pipeline,
+            "CDK Pipelines' generated roles: artifact-bucket object and KMS actions on the "
+            "pipeline's own bucket and key, CodeBuild log streams and report groups named "
+            "at build time, and the self-mutation / asset roles that assume the CDK "
+            "bootstrap roles of the target accounts.")
+        acknowledge(self.pipeline.pipeline.artifact_bucket, "AwsSolutions::AwsSolutions-S1",
+                    "CDK Pipelines' artifact bucket: build artifacts, written and read only "
+                    "by the pipeline's roles; CloudTrail records access.")
