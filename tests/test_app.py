@@ -66,3 +66,11 @@ def test_cdk_cli_synthesizes_deepseek_r1_onto_h200(tmp_path):
     assert {p.name for p in tmp_path.glob("*.template.json")} == {
         "VllmNetworkStack.template.json", "VllmModelStoreStack.template.json",
         "VllmClusterStack.template.json", "VllmProdStack.template.json"}
+
+
+def test_the_apps_feature_flags_match_cdk_json():
+    """An app in another repository (examples/) has no cdk.json: vllm_eks.app sets the
+    same flags itself."""
+    from vllm_eks.app import FEATURE_FLAGS
+
+    assert FEATURE_FLAGS == json.loads((REPO / "cdk.json").read_text())["context"]

@@ -94,9 +94,10 @@ class VllmChart(cdk8s.Chart):
     Ingress and NetworkPolicy for one model.
 
     Hooks a subclass may override (never `__init__`): `server_args()`, `env()`,
-    `container()`, `volumes()`, `volume_mounts()`, `init_containers()`, `pod_spec()`,
-    `secret_objects()`, `ingress_annotations()`. Point a profile's `chart_class` at the
-    subclass.
+    `container()`, `resources()`, `volumes()`, `volume_mounts()`, `init_containers()`,
+    `pod_spec()`, `secret_objects()`, `ingress_annotations()`, `model_location()`,
+    `node_instance_types()`. Point a profile's `chart_class` at the subclass; see
+    examples/vllm-eks-tool-calling and the README ("Add a model").
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, props: VllmChartProps) -> None:

@@ -1,0 +1,93 @@
+"""`python -m vllm_eks plan` and the README's generated model table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vllm_eks.cli import TABLE_END, TABLE_START, main, models_table
+from vllm_eks.models.catalog import BUILT_IN_MODELS
+
+from .support import REPO
+
+
+def run_plan(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["plan", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def marked_row(output: str) -> list[str]:
+    (row,) = [line for line in output.splitlines() if line.startswith("* ") and "  " in line
+              and not line.startswith("* chosen")]
+    return row.split()
+
+
+def test_deepseek_r1_lands_on_eight_h200(capsys):
+    code, out, _ = run_plan(capsys, "--model", "deepseek-r1")
+    assert code == 0
+    row = marked_row(out)
+    assert row[1] == "p5en.48xlarge" and row[2:5] == ["8/8", "x", "H200"] and row[5] == "8"
+    assert "p5e.48xlarge" in out  # the other placement that fits is listed too
+    assert "p5.48xlarge" not in out  # 8x H100 does not hold 688 GB
+    assert "Cold start = weights / 1.0 GB/s" in out
+
+
+def test_an_8b_distill_needs_one_gpu(capsys):
+    code, out, _ = run_plan(capsys, "--model", "deepseek-r1-distill-llama-8b")
+    assert code == 0
+    row = marked_row(out)
+    assert row[1] == "g6e.xlarge" and row[2] == "1/1" and row[5] == "1"
+    assert row[-2:] == ["5.3", "min"]  # 16 GB at 1 GB/s + 300 s engine start
+    # Every row fits: at least the 8 sequences asked for.
+    rows = [line.split() for line in out.splitlines()[2:] if line[:1] in ("*", " ")
+            and "xlarge" in line and not line.startswith("* chosen")]
+    # columns from the right: cold start ("5.3 min"), $/hour, sequences at full context
+    assert len(rows) > 5 and all(int(r[-4]) >= 8 for r in rows)
+
+
+def test_the_source_changes_the_cold_start(capsys):
+    _, s3, _ = run_plan(capsys, "--model", "deepseek-r1", "--source", "s3")
+    _, hf, _ = run_plan(capsys, "--model", "deepseek-r1", "--source", "hf")
+    assert "16 min" in s3 and "120 min" in hf
+
+
+def test_all_covers_the_catalog(capsys):
+    code, out, _ = run_plan(capsys, "--all")
+    assert code == 0
+    for model in BUILT_IN_MODELS:
+        assert f"{model.key} ({model.hf_id})" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--model", "llama"], "vllm-eks: unknown model 'llama'"),
+    (["--model", "deepseek-r1", "--instance-type", "g6e.xlarge"],
+     "vllm-eks: no single-node placement fits deepseek-r1"),
+    (["--model", "deepseek-r1-distill-llama-8b", "--max-model-len", "999999"],
+     "exceeds what deepseek-r1-distill-llama-8b supports"),
+])
+def test_bad_input_exits_non_zero_with_a_message(capsys, args, message):
+    code, out, err = run_plan(capsys, *args)
+    assert code == 1 and message in err and out == ""
+
+
+def test_the_module_entry_point_and_argument_errors():
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    ok = subprocess.run([sys.executable, "-m", "vllm_eks", "plan", "--model", "gpt-oss-20b"],
+                        capture_output=True, text=True, env=env, cwd=REPO)
+    assert ok.returncode == 0 and "gpt-oss-20b (openai/gpt-oss-20b)" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "vllm_eks", "plan", "--capacity", "reserved"],
+                         capture_output=True, text=True, env=env, cwd=REPO)
+    assert bad.returncode == 2 and "invalid choice: 'reserved'" in bad.stderr
+
+
+def test_readme_model_table_is_generated_from_the_catalog():
+    readme = (REPO / "README.md").read_text()
+    start, end = readme.index(TABLE_START), readme.index(TABLE_END) + len(TABLE_END)
+    assert readme[start:end] == models_table(), (
+        "README model table is stale: paste the output of `python -m vllm_eks models-table`")
+    for model in BUILT_IN_MODELS:
+        assert f"| `{model.key}` |" in models_table()

@@ -1,0 +1,60 @@
+"""The CDK app's entry point: the only place that reads context and environment.
+
+The repository's `app.py` calls `main()`; so does the `app.py` of a repository that
+installs vllm-eks and adds its own models (see examples/).
+"""
+
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+
+from .config import ConfigError, EnvironmentConfig
+from .models import PlanError, UnknownModelError
+from .nag import enable_nag
+from .pipeline_config import PipelineConfigError, load_pipeline_config
+from .stacks import build_environment
+from .stacks.pipeline_stack import PIPELINE_STACK_ID, PipelineStack
+
+
+# aws-cdk-lib feature flags the constructs rely on (e.g. server access logs granted by a
+# bucket policy, strong cross-stack references). The repository's cdk.json carries the
+# same values (a test keeps them equal); an app in another repository gets them here.
+FEATURE_FLAGS: dict = {
+    "@aws-cdk/core:enablePartitionLiterals": True,
+    "@aws-cdk/aws-iam:minimizePolicies": True,
+    "@aws-cdk/core:checkSecretUsage": True,
+    "@aws-cdk/core:target-partitions": [
+        "aws",
+        "aws-cn"
+    ],
+    "@aws-cdk/aws-ec2:restrictDefaultSecurityGroup": True,
+    "@aws-cdk/aws-kms:aliasNameRef": True,
+    "@aws-cdk/aws-kms:applyImportedAliasPermissionsToPrincipal": True,
+    "@aws-cdk/core:defaultCrossStackReferences": "strong",
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True
+}
+
+
+def main() -> None:
+    app = cdk.App(context=FEATURE_FLAGS)
+    try:
+        if str(app.node.try_get_context("pipeline") or "").lower() == "true":
+            # Only the pipeline: it deploys the environments of pipeline.json itself.
+            path = Path(app.node.try_get_context("pipeline_config") or "pipeline.json")
+            pipeline_config = load_pipeline_config(path)
+            PipelineStack(app, PIPELINE_STACK_ID, pipeline_config=pipeline_config,
+                          env=cdk.Environment(account=pipeline_config.account,
+                                              region=pipeline_config.region),
+                          description="vllm-eks delivery pipeline")
+        else:
+            config = EnvironmentConfig.from_context(app.node.try_get_context)
+            print(config.plan.summary(), file=sys.stderr)
+            build_environment(app, config)
+    except (ConfigError, PlanError, UnknownModelError, PipelineConfigError) as error:
+        # A clear message, not a traceback: the user's input was wrong, not the program.
+        print(f"vllm-eks: {error}", file=sys.stderr)
+        sys.exit(1)
+    enable_nag(app)
+    app.synth()
+

@@ -1,0 +1,157 @@
+"""`python -m vllm_eks`: the planner on the command line, no AWS needed.
+
+    python -m vllm_eks plan --model deepseek-r1           # every placement that fits
+    python -m vllm_eks plan --all                         # the whole catalog
+    python -m vllm_eks models-table                       # the README's model table
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .models import (
+    DEFAULT_MODEL_KEY,
+    CapacityType,
+    DeploymentPlan,
+    Placement,
+    PlanError,
+    PlanRequest,
+    UnknownModelError,
+    candidate_placements,
+    catalog,
+    get_model,
+    plan,
+)
+from .models.catalog import BUILT_IN_MODELS
+from .models.instances import PRICE_REGION, PRICES_CHECKED
+from .models.profile import GB
+from .models.sources import ENGINE_START_SECONDS, LOAD_PATHS, ModelSource, cold_start_seconds
+
+TABLE_START = "<!-- model-table:start (python -m vllm_eks models-table) -->"
+TABLE_END = "<!-- model-table:end -->"
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
+
+
+def _price(placement: Placement) -> str:
+    return "-" if placement.usd_per_hour is None else f"{placement.usd_per_hour:.2f}"
+
+
+def placement_rows(request: PlanRequest, chosen: Placement, source: ModelSource) -> list[list[str]]:
+    """Every placement that fits, cheapest first, the chosen one marked with `*`."""
+    fitting = [p for p in candidate_placements(request) if p.fits(request.min_concurrency)]
+    cold = _minutes(cold_start_seconds(request.model, source))
+    rows = []
+    for p in fitting:
+        mark = "*" if (p.instance.instance_type, p.tensor_parallel) == (
+            chosen.instance.instance_type, chosen.tensor_parallel) else ""
+        rows.append([
+            mark, p.instance.instance_type,
+            f"{p.tensor_parallel}/{p.instance.gpu_count} x {p.instance.gpu.name.removeprefix('NVIDIA ')}",
+            str(p.tensor_parallel),
+            f"{p.kv_cache_bytes / GB:.1f}",
+            f"{p.max_concurrent_sequences / request.min_concurrency:.1f}x",
+            str(p.max_concurrent_sequences),
+            _price(p),
+            cold,
+        ])
+    return rows
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_plan(request: PlanRequest, source: ModelSource) -> str:
+    chosen_plan: DeploymentPlan = plan(request)
+    model, chosen = request.model, chosen_plan.chosen
+    header = ["", "instance", "GPUs used", "TP", "KV cache GB", "headroom",
+              f"seqs@{chosen.max_model_len}", "$/hour", f"cold start ({source.value})"]
+    rows = placement_rows(request, chosen, source)
+    return "\n".join([
+        f"{model.key} ({model.hf_id}): {model.weight_bytes / GB:.1f} GB of weights, "
+        f"max_model_len {chosen.max_model_len}, at least {request.min_concurrency} "
+        f"sequences at full context, gpu_memory_utilization "
+        f"{request.gpu_memory_utilization:.2f}, {request.capacity.value}",
+        _table(header, rows),
+        f"* chosen: {chosen.instance.instance_type}, TP {chosen.tensor_parallel} "
+        f"({len(rows)} placements fit). headroom = sequences the KV cache holds / the "
+        "minimum asked for.",
+    ])
+
+
+def assumptions(source: ModelSource) -> str:
+    path = LOAD_PATHS[source]
+    return (f"Cold start = weights / {path.gb_per_second} GB/s ({path.assumption}) + "
+            f"{ENGINE_START_SECONDS} s engine start (CUDA graphs, torch.compile); image "
+            f"pull and node launch not included. Prices: {PRICE_REGION} on-demand list, "
+            f"{PRICES_CHECKED}.")
+
+
+def models_table() -> str:
+    """The README's table of the built-in catalog, generated from it (registered
+    out-of-tree models are not part of this repository's README)."""
+    header = ["model (`-c model=`)", "Hugging Face", "weights", "default context",
+              "planned instance", "TP", "$/hour"]
+    rows = []
+    for model in sorted(BUILT_IN_MODELS, key=lambda m: m.key):
+        key = model.key
+        chosen = plan(PlanRequest(model=model)).chosen
+        rows.append([f"`{key}`", f"`{model.hf_id}`", f"{model.weight_bytes / GB:.1f} GB",
+                     str(model.default_max_model_len), chosen.instance.instance_type,
+                     str(chosen.tensor_parallel), _price(chosen)])
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join([TABLE_START, *lines, TABLE_END])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vllm_eks",
+                                     description="Plan GPU placements for vLLM models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan_parser = commands.add_parser("plan", help="every placement that fits a model")
+    plan_parser.add_argument("--model", default=DEFAULT_MODEL_KEY)
+    plan_parser.add_argument("--all", action="store_true", help="every model of the catalog")
+    plan_parser.add_argument("--max-model-len", type=int)
+    plan_parser.add_argument("--min-concurrency", type=int, default=8)
+    plan_parser.add_argument("--gpu-memory-utilization", type=float, default=0.90)
+    plan_parser.add_argument("--instance-type")
+    plan_parser.add_argument("--tensor-parallel", type=int)
+    plan_parser.add_argument("--capacity", choices=[c.value for c in CapacityType],
+                             default=CapacityType.ON_DEMAND.value)
+    plan_parser.add_argument("--source", choices=[s.value for s in ModelSource],
+                             default=ModelSource.S3.value, help="load path for the cold start")
+    commands.add_parser("models-table", help="the README's model table (Markdown)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "models-table":
+            print(models_table())
+            return 0
+        source = ModelSource(args.source)
+        keys = sorted(catalog()) if args.all else [args.model]
+        blocks = []
+        for key in keys:
+            request = PlanRequest(
+                model=get_model(key), instance_type=args.instance_type,
+                tensor_parallel=args.tensor_parallel, max_model_len=args.max_model_len,
+                min_concurrency=args.min_concurrency,
+                gpu_memory_utilization=args.gpu_memory_utilization,
+                capacity=CapacityType(args.capacity))
+            blocks.append(render_plan(request, source))
+        print("\n\n".join(blocks + [assumptions(source)]))
+        return 0
+    except (PlanError, UnknownModelError) as error:
+        print(f"vllm-eks: {error}", file=sys.stderr)
+        return 1
