@@ -38,6 +38,7 @@ PUBLIC_EFS_CONTEXT = {
     "endpoint_scheme": "internet-facing",
     "certificate_arn": CERTIFICATE_ARN,
     "endpoint_allowed_cidrs": "203.0.113.0/24",
+    "endpoint_hostname": "llm.example.com",
 }
 
 

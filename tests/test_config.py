@@ -43,6 +43,8 @@ def test_public_endpoint_needs_https_and_named_clients():
     assert config.endpoint.https and config.endpoint.certificate_arn == CERTIFICATE
     assert config.endpoint.allowed_cidrs == ("203.0.113.0/24", "198.51.100.0/24")
     assert config.model_source is ModelSource.EFS
+    named = parse(endpoint_hostname="llm.example.com")
+    assert named.endpoint.hostname == "llm.example.com"
 
 
 def test_model_revision_defaults_to_main_and_may_be_pinned():
@@ -155,6 +157,8 @@ def test_every_context_key_is_documented_in_the_readme():
          r"-c prometheus_storage_gib=5 must be at least 10"),
         ({"cloudwatch": "maybe"}, ConfigError,
          r"-c cloudwatch='maybe' is not true or false; pass -c cloudwatch=true"),
+        ({"endpoint_hostname": "https://llm.example.com"}, ConfigError,
+         r"-c endpoint_hostname='https://llm.example.com' is not a DNS name"),
         ({"model_revision": "refs/pr/1"}, ConfigError,
          r"-c model_revision='refs/pr/1' is not a Hugging Face branch, tag or commit name"),
         ({"endpoint_allowed_cidrs": "203.0.113.0/33"}, ConfigError,

@@ -76,6 +76,7 @@ def test_every_stage_ends_with_a_smoke_test(pipeline):
         buildspec = buildspec_of(template, project)
         assert "aws lambda invoke" in buildspec and "SMOKE_TEST_FUNCTION_ARN" in buildspec
         assert 'exit 1' in buildspec  # a failing smoke test stops the promotion
+        assert "--region us-east-1" in buildspec and "FunctionError" in buildspec
         # The key is read by the function at run time, never by the pipeline.
         assert "secretsmanager" not in buildspec and "get-secret-value" not in buildspec
 
@@ -125,6 +126,9 @@ def test_pipeline_v2_with_cross_account_keys_and_encrypted_artifacts(pipeline):
     source = next(s for s in props["Stages"] if s["Name"] == "Source")["Actions"][0]
     assert source["Configuration"]["ConnectionArn"] == CONNECTION
     assert source["Configuration"]["BranchName"] == "main"
+    granted = json.dumps(template)
+    for prefix in ("codestar-connections", "codeconnections"):
+        assert f'"{prefix}:UseConnection"' in granted
 
 
 def test_account_ids_come_only_from_the_config(pipeline):
@@ -167,10 +171,17 @@ def test_cfn_lint_and_cdk_nag_are_clean(pipeline):
         "Pipeline", "Dev", "Staging", "Prod"}
 
 
-def test_the_committed_config_is_valid_but_has_no_connection_yet():
+def test_the_committed_config_is_valid():
     config = parse_pipeline_config(committed_config())
     assert [s.name for s in config.stages] == ["dev", "staging", "prod"]
     assert [s.approval for s in config.stages] == [False, False, True]
+    for stage in config.stages:
+        assert stage.environment(config.account).cluster.admin_role_arn
+
+
+def test_a_missing_connection_is_reported():
+    # On a copy: the committed file gets its real ARN once a user sets up the pipeline.
+    config = parse_pipeline_config({**committed_config(), "connectionArn": None})
     with pytest.raises(PipelineConfigError, match="connectionArn is missing; create a "
                                                   "connection"):
         config.require_connection()
@@ -204,11 +215,25 @@ def test_bad_pipeline_config_fails_clearly(change, message):
 
 
 def test_cli_refuses_a_pipeline_without_a_connection(tmp_path):
+    config = tmp_path / "pipeline.json"
+    config.write_text(json.dumps({**committed_config(), "connectionArn": None}))
     cdk = REPO / "node_modules" / ".bin" / "cdk"
     result = subprocess.run(
         [str(cdk), "synth", "--quiet", "--no-notices", "-c", "pipeline=true",
-         "--output", str(tmp_path)],
+         "-c", f"pipeline_config={config}", "--output", str(tmp_path / "out")],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "CDK_VALIDATION": "false"})
     assert result.returncode != 0
     assert "vllm-eks: pipeline.json: connectionArn is missing" in result.stderr
+
+
+def test_pipeline_tools_are_pinned(pipeline):
+    from vllm_eks import versions
+
+    _, template = pipeline
+    package = json.loads((REPO / "package.json").read_text())
+    assert package["devDependencies"]["aws-cdk"] == versions.CDK_CLI_VERSION
+    specs = [json.dumps(r["Properties"]["Source"].get("BuildSpec", ""))
+             for r in template["Resources"].values() if r["Type"] == "AWS::CodeBuild::Project"]
+    assert any(f"aws-cdk@{versions.CDK_CLI_VERSION}" in s for s in specs)
+    assert all("runtime-versions" in s for s in specs if "make test" in s)

@@ -403,8 +403,10 @@ def test_public_endpoint_is_https_with_redirect(public_efs_env):
     assert {"HTTPS": 443} in json.loads(annotations["alb.ingress.kubernetes.io/listen-ports"])
     assert annotations["alb.ingress.kubernetes.io/ssl-policy"].startswith("ELBSecurityPolicy-TLS13")
     assert annotations["alb.ingress.kubernetes.io/inbound-cidrs"] == "203.0.113.0/24"
-    url = json.dumps(public_efs_env.templates[PROD]["Outputs"]["EndpointUrl"]["Value"])
-    assert '"https://"' in url
+    outputs = public_efs_env.templates[PROD]["Outputs"]
+    # The name on the certificate, not the ALB's own DNS name (which TLS would refuse).
+    assert outputs["EndpointUrl"]["Value"] == "https://llm.example.com"
+    assert "Fn::GetAtt" in json.dumps(outputs["LoadBalancerDnsName"]["Value"])
 
 
 def test_load_balancer_controller_is_pinned_and_told_its_region_and_vpc(default_env):

@@ -37,6 +37,7 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 # Becomes an S3 key segment and a directory name: no slashes.
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _CERTIFICATE_ARN = re.compile(
@@ -71,6 +72,8 @@ CONTEXT_KEYS: dict[str, str] = {
     "model_revision": "Hugging Face branch, tag or commit to serve (default main)",
     "endpoint_scheme": "load balancer scheme: internal (default) or internet-facing",
     "certificate_arn": "ACM certificate for HTTPS on the endpoint (HTTP is redirected)",
+    "endpoint_hostname": "DNS name clients use for the endpoint (must match the certificate; "
+    "you point it at the load balancer)",
     "endpoint_allowed_cidrs": "comma-separated CIDRs allowed to the endpoint "
     "(default: the VPC CIDR when internal; required when internet-facing)",
     "prometheus_retention_days": "days Prometheus keeps metrics (default 15)",
@@ -126,6 +129,9 @@ class EndpointConfig:
     scheme: EndpointScheme = EndpointScheme.INTERNAL
     certificate_arn: str | None = None  # None: HTTP only, allowed for internal endpoints
     allowed_cidrs: tuple[str, ...] = ()  # () with INTERNAL: the VPC CIDR
+    # The name clients use (a CNAME/alias to the ALB you manage); None: the ALB's own DNS
+    # name. With HTTPS it must match the certificate, or TLS clients refuse the endpoint.
+    hostname: str | None = None
 
     @property
     def https(self) -> bool:
@@ -397,10 +403,17 @@ def _parse_endpoint(ctx: _ContextReader, region: str, network: NetworkConfig) ->
                 "-c endpoint_scheme=internet-facing needs -c endpoint_allowed_cidrs=<your "
                 "clients' CIDRs> (pass 0.0.0.0/0 to accept the whole internet)"
             )
+    hostname = ctx.string("endpoint_hostname")
+    if hostname is not None and not _HOSTNAME.match(hostname):
+        raise ConfigError(
+            f"-c endpoint_hostname={hostname!r} is not a DNS name; pass e.g. "
+            "-c endpoint_hostname=llm.example.com"
+        )
     return EndpointConfig(
         scheme=scheme,
         certificate_arn=certificate_arn,
         allowed_cidrs=cidrs or (network.cidr,),
+        hostname=hostname,
     )
 
 

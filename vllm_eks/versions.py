@@ -74,3 +74,7 @@ DCGM_EXPORTER_CHART_REPOSITORY = "https://nvidia.github.io/dcgm-exporter/helm-ch
 # KEDA: chart version == KEDA version; ScaledObject CRD fixture from v2.20.2.
 KEDA_CHART_VERSION = "2.20.2"
 KEDA_CHART_REPOSITORY = "https://kedacore.github.io/charts"
+
+# The CDK CLI (package.json pins the same version; a test keeps them equal). CDK Pipelines
+# installs it in its self-mutation and asset steps.
+CDK_CLI_VERSION = "2.1148.1"

@@ -136,7 +136,8 @@ class VllmService(Construct):
         )
         hostname.node.add_dependency(self.manifest)
         scheme = "https" if props.endpoint.https else "http"
-        self.endpoint_url = f"{scheme}://{hostname.value}"
+        self.load_balancer_dns_name = hostname.value
+        self.endpoint_url = f"{scheme}://{props.endpoint.hostname or hostname.value}"
 
     # -- hooks -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct
 
+from .. import versions
 from ..config import EnvironmentConfig
 from ..models.sources import startup_budget_seconds
 from ..constructs.smoke_test import smoke_test_function_name
@@ -19,7 +20,8 @@ from ..pipeline_config import PipelineConfig, StageConfig
 from .environment import EnvironmentStacks, build_environment
 
 PIPELINE_STACK_ID = "VllmPipelineStack"
-BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0  # Python 3.11/3.12, Node.js 20
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+RUNTIME_VERSIONS = {"python": "3.11", "nodejs": "20"}
 # The README's two commands: install + test, then synthesize (the pipeline's own stack
 # included, so the pipeline updates itself first).
 SYNTH_COMMANDS = ["make test", "make synth ARGS='-c pipeline=true'"]
@@ -49,19 +51,21 @@ class EnvironmentStage(cdk.Stage):
             self, config, synthesizer=bootstrap_roles_synthesizer)
 
 
-def smoke_test_commands(timeout_seconds: int) -> list[str]:
+def smoke_test_commands(timeout_seconds: int, region: str) -> list[str]:
     """Invoke the stage's smoke-test function until it passes (exit 0), fails (exit 1)
-    or the endpoint is not ready within `timeout_seconds`. The function reads the API key
-    from Secrets Manager itself: nothing secret passes through the pipeline."""
+    or the endpoint is not ready within `timeout_seconds`. A failed invocation (no
+    permission, a function error, no status) fails at once. The function reads the API
+    key from Secrets Manager itself: nothing secret passes through the pipeline."""
     return [
         f"deadline=$(( $(date +%s) + {timeout_seconds} ))",
         'while true; do '
-        'aws lambda invoke --function-name "$SMOKE_TEST_FUNCTION_ARN" '
-        '--cli-read-timeout 360 result.json > /dev/null; '
-        'status=$(python3 -c \'import json; print(json.load(open("result.json"))["status"])\'); '
+        f'aws lambda invoke --region {region} --function-name "$SMOKE_TEST_FUNCTION_ARN" '
+        '--cli-read-timeout 360 result.json > invoke.json || exit 1; '
         'cat result.json; echo; '
+        'if grep -q FunctionError invoke.json; then exit 1; fi; '
+        'status=$(python3 -c \'import json; print(json.load(open("result.json")).get("status", ""))\'); '
         'if [ "$status" = passed ]; then exit 0; fi; '
-        'if [ "$status" = failed ]; then exit 1; fi; '
+        'if [ "$status" != waiting ]; then exit 1; fi; '
         'if [ "$(date +%s)" -ge "$deadline" ]; then echo "endpoint not ready in time"; exit 1; fi; '
         f'sleep {SMOKE_POLL_SECONDS}; '
         'done',
@@ -86,9 +90,14 @@ class PipelineStack(cdk.Stack):
             pipeline_name="vllm-eks",
             pipeline_type=codepipeline.PipelineType.V2,
             cross_account_keys=True,
+            cli_version=versions.CDK_CLI_VERSION,
             enable_key_rotation=True,
             code_build_defaults=pipelines.CodeBuildOptions(
-                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)),
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+                # Pinned runtimes: the image's defaults move when a version reaches end
+                # of life (the README's commands need Python 3.11+ and Node.js 20).
+                partial_build_spec=codebuild.BuildSpec.from_object({
+                    "phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}})),
             synth=pipelines.ShellStep("Synth", input=source, commands=SYNTH_COMMANDS,
                                       primary_output_directory="cdk.out"),
         )
@@ -96,7 +105,19 @@ class PipelineStack(cdk.Stack):
         for stage_config in config.stages:
             self._add_stage(stage_config, config.account)
         self.pipeline.build_pipeline()
+        self._allow_codeconnections(config.require_connection())
         self._acknowledge_nag_findings()
+
+    def _allow_codeconnections(self, connection_arn: str) -> None:
+        """aws-cdk-lib grants the source action `codestar-connections:UseConnection`;
+        connections created since 2024 are `codeconnections` resources, whose IAM
+        prefix must match."""
+        for construct in self.pipeline.pipeline.node.find_all():
+            if (isinstance(construct, iam.Role)
+                    and "/Source/" in construct.node.path
+                    and construct.node.id == "CodePipelineActionRole"):
+                construct.add_to_principal_policy(iam.PolicyStatement(
+                    actions=["codeconnections:UseConnection"], resources=[connection_arn]))
 
     def _add_stage(self, stage_config: StageConfig, tooling_account: str) -> None:
         environment = stage_config.environment(tooling_account)
@@ -111,7 +132,7 @@ class PipelineStack(cdk.Stack):
         smoke = pipelines.CodeBuildStep(
             f"SmokeTest{stage_config.name.capitalize()}",
             env_from_cfn_outputs={"SMOKE_TEST_FUNCTION_ARN": prod.smoke_test_output},
-            commands=smoke_test_commands(timeout),
+            commands=smoke_test_commands(timeout, stage_config.region),
             timeout=cdk.Duration.seconds(timeout + 600),
             role_policy_statements=[iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],

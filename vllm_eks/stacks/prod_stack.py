@@ -66,6 +66,8 @@ class ProdStack(cdk.Stack):
             value=f"{plan.instance_type} x1, TP {plan.tensor_parallel}, "
             f"max_model_len {plan.max_model_len}, {plan.capacity.value}",
         )
+        cdk.CfnOutput(self, "LoadBalancerDnsName", value=self.service.load_balancer_dns_name,
+                      description="Point -c endpoint_hostname (CNAME or alias) here")
         cdk.CfnOutput(self, "EndpointUrl", value=self.service.endpoint_url,
                       description="OpenAI-compatible API: <url>/v1/chat/completions")
         cdk.CfnOutput(

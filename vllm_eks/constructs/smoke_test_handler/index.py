@@ -30,17 +30,23 @@ def call(method, url, key=None, body=None, timeout=60):
 
 
 def handler(event, context):
-    url = os.environ["ENDPOINT_URL"].rstrip("/")
-    model = os.environ["MODEL"]
+    try:
+        return check(os.environ["ENDPOINT_URL"].rstrip("/"), os.environ["MODEL"])
+    except Exception as error:  # a broken check must fail the stage, not look like "waiting"
+        return {"status": "failed", "detail": f"{type(error).__name__}: {error}"[:500]}
+
+
+def check(url, model):
+    # Timeouts add up to 250 s, under the function's 300 s.
     status, text = call("GET", f"{url}/health", timeout=10)
     if status != 200:
         return {"status": "waiting", "detail": f"/health: {status} {text[:200]}"}
     key = boto3.client("secretsmanager").get_secret_value(
         SecretId=os.environ["API_KEY_SECRET_ARN"])["SecretString"]
-    status, text = call("GET", f"{url}/v1/models", key=key)
+    status, text = call("GET", f"{url}/v1/models", key=key, timeout=30)
     if status != 200 or model not in text:
         return {"status": "failed", "detail": f"/v1/models: {status} {text[:300]}"}
-    status, text = call("POST", f"{url}/v1/completions", key=key, timeout=240, body={
+    status, text = call("POST", f"{url}/v1/completions", key=key, timeout=210, body={
         "model": model, "prompt": "The capital of France is", "max_tokens": 8,
         "temperature": 0})
     if status != 200 or not json.loads(text).get("choices"):
