@@ -68,6 +68,9 @@ def test_all_covers_the_catalog(capsys):
      "vllm-eks: no single-node placement fits deepseek-r1"),
     (["--model", "deepseek-r1-distill-llama-8b", "--max-model-len", "999999"],
      "exceeds what deepseek-r1-distill-llama-8b supports"),
+    (["--max-model-len", "0"], "max_model_len=0 is too short to serve; pass at least 256"),
+    (["--tensor-parallel", "16"], "tensor_parallel=16 exceeds the 8 GPUs of the largest"),
+    (["--gpu-memory-utilization", "2"], "gpu_memory_utilization=2.0 is outside 0.10-0.98"),
 ])
 def test_bad_input_exits_non_zero_with_a_message(capsys, args, message):
     code, out, err = run_plan(capsys, *args)
@@ -91,3 +94,16 @@ def test_readme_model_table_is_generated_from_the_catalog():
         "README model table is stale: paste the output of `python -m vllm_eks models-table`")
     for model in BUILT_IN_MODELS:
         assert f"| `{model.key}` |" in models_table()
+
+
+def test_all_reports_models_that_do_not_fit_and_exits_non_zero(capsys):
+    code, out, _ = run_plan(capsys, "--all", "--min-concurrency", "64")
+    assert code == 1
+    assert "deepseek-r1: does not fit: no single-node placement fits deepseek-r1" in out
+    assert "gpt-oss-20b (openai/gpt-oss-20b)" in out  # the others are still compared
+
+
+def test_all_and_model_are_exclusive():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plan", "--all", "--model", "gpt-oss-20b"])
+    assert exit_info.value.code == 2

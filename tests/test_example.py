@@ -4,15 +4,18 @@ rendered by its chart subclass.
 
 Dependencies (aws-cdk-lib, cdk8s, ...) are not downloaded again: the fresh environment
 sees this repository's .venv site-packages through a .pth file, after its own. vllm-eks
-and the example themselves are built and installed into it like any package (pip, no
-editable install), so the test exercises the published package contents and the
-entry-point registration."""
+and the example are built as wheels from clean copies of their sources (no stale build/
+output) with the project's pinned setuptools, and installed from those wheels without an
+index, so the test exercises the published package contents and the entry-point
+registration, offline."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 import sysconfig
 import venv
 from pathlib import Path
@@ -29,6 +32,17 @@ MODEL = "qwen2.5-7b-instruct-tools"
 def example_synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("example")
     env_dir = root / "venv"
+    ignore = shutil.ignore_patterns("build", "*.egg-info", ".venv", "node_modules", "cdk.out",
+                                    ".git", "__pycache__", "examples", "tests")
+    sources = {"vllm-eks": root / "src" / "vllm-eks", "example": root / "src" / "example"}
+    shutil.copytree(REPO, sources["vllm-eks"], ignore=ignore)
+    shutil.copytree(EXAMPLE, sources["example"], ignore=ignore)
+    wheels = root / "wheels"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(wheels), *map(str, sources.values())],
+        capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout + build.stderr
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     site = Path(subprocess.run(
@@ -36,7 +50,8 @@ def example_synth(tmp_path_factory):
         capture_output=True, text=True, check=True).stdout.strip())
     (site / "vllm_eks_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     install = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--no-deps", str(REPO), str(EXAMPLE)],
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         *map(str, sorted(wheels.glob("*.whl")))],
         capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stdout + install.stderr
     outdir = root / "cdk.out"

@@ -250,3 +250,21 @@ def test_register_adds_a_model_and_refuses_a_taken_key():
     assert get_model("test-registered-model") is profile
     with pytest.raises(ValueError, match="'deepseek-r1' is already in the catalog"):
         register(_profile(key="deepseek-r1"))
+
+
+def test_a_broken_entry_point_is_named_not_a_traceback(monkeypatch):
+    import importlib
+    import types
+
+    from vllm_eks.models import CatalogError
+
+    catalog_module = importlib.import_module("vllm_eks.models.catalog")
+    broken = types.SimpleNamespace(name="bad-models", value="bad_pkg:PROFILES",
+                                   load=lambda: ["not a profile"])
+    monkeypatch.setattr(catalog_module, "entry_points", lambda group: [broken])
+    monkeypatch.setattr(catalog_module, "_entry_points_loaded", False)
+    with pytest.raises(CatalogError, match=r"the installed entry point 'bad-models' "
+                                           r"\(bad_pkg:PROFILES\) of group vllm_eks.models "
+                                           r"could not be registered: register\(\) takes a "
+                                           r"ModelProfile"):
+        catalog_module.catalog()

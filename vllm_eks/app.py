@@ -10,7 +10,7 @@ from pathlib import Path
 import aws_cdk as cdk
 
 from .config import ConfigError, EnvironmentConfig
-from .models import PlanError, UnknownModelError
+from .models import CatalogError, PlanError, UnknownModelError
 from .nag import enable_nag
 from .pipeline_config import PipelineConfigError, load_pipeline_config
 from .stacks import build_environment
@@ -51,7 +51,8 @@ def main() -> None:
             config = EnvironmentConfig.from_context(app.node.try_get_context)
             print(config.plan.summary(), file=sys.stderr)
             build_environment(app, config)
-    except (ConfigError, PlanError, UnknownModelError, PipelineConfigError) as error:
+    except (ConfigError, PlanError, UnknownModelError, PipelineConfigError,
+            CatalogError) as error:
         # A clear message, not a traceback: the user's input was wrong, not the program.
         print(f"vllm-eks: {error}", file=sys.stderr)
         sys.exit(1)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from .models import (
     DEFAULT_MODEL_KEY,
     CapacityType,
+    CatalogError,
     DeploymentPlan,
     Placement,
     PlanError,
@@ -26,6 +27,7 @@ from .models import (
 )
 from .models.catalog import BUILT_IN_MODELS
 from .models.instances import PRICE_REGION, PRICES_CHECKED
+from .models.planner import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_MIN_CONCURRENCY
 from .models.profile import GB
 from .models.sources import ENGINE_START_SECONDS, LOAD_PATHS, ModelSource, cold_start_seconds
 
@@ -74,7 +76,7 @@ def render_plan(request: PlanRequest, source: ModelSource) -> str:
     chosen_plan: DeploymentPlan = plan(request)
     model, chosen = request.model, chosen_plan.chosen
     header = ["", "instance", "GPUs used", "TP", "KV cache GB", "headroom",
-              f"seqs@{chosen.max_model_len}", "$/hour", f"cold start ({source.value})"]
+              f"seqs@{chosen.max_model_len}", "on-demand $/h", f"cold start ({source.value})"]
     rows = placement_rows(request, chosen, source)
     return "\n".join([
         f"{model.key} ({model.hf_id}): {model.weight_bytes / GB:.1f} GB of weights, "
@@ -83,8 +85,9 @@ def render_plan(request: PlanRequest, source: ModelSource) -> str:
         f"{request.gpu_memory_utilization:.2f}, {request.capacity.value}",
         _table(header, rows),
         f"* chosen: {chosen.instance.instance_type}, TP {chosen.tensor_parallel} "
-        f"({len(rows)} placements fit). headroom = sequences the KV cache holds / the "
-        "minimum asked for.",
+        f"({len(rows)} placement{'s' if len(rows) != 1 else ''} fit{'' if len(rows) != 1 else 's'}). "
+        "headroom = sequences the KV cache holds / the minimum asked for; spot prices vary "
+        "below the on-demand list price.",
     ])
 
 
@@ -118,11 +121,13 @@ def _parser() -> argparse.ArgumentParser:
                                      description="Plan GPU placements for vLLM models.")
     commands = parser.add_subparsers(dest="command", required=True)
     plan_parser = commands.add_parser("plan", help="every placement that fits a model")
-    plan_parser.add_argument("--model", default=DEFAULT_MODEL_KEY)
-    plan_parser.add_argument("--all", action="store_true", help="every model of the catalog")
+    which = plan_parser.add_mutually_exclusive_group()
+    which.add_argument("--model", default=DEFAULT_MODEL_KEY)
+    which.add_argument("--all", action="store_true", help="every model of the catalog")
     plan_parser.add_argument("--max-model-len", type=int)
-    plan_parser.add_argument("--min-concurrency", type=int, default=8)
-    plan_parser.add_argument("--gpu-memory-utilization", type=float, default=0.90)
+    plan_parser.add_argument("--min-concurrency", type=int, default=DEFAULT_MIN_CONCURRENCY)
+    plan_parser.add_argument("--gpu-memory-utilization", type=float,
+                             default=DEFAULT_GPU_MEMORY_UTILIZATION)
     plan_parser.add_argument("--instance-type")
     plan_parser.add_argument("--tensor-parallel", type=int)
     plan_parser.add_argument("--capacity", choices=[c.value for c in CapacityType],
@@ -141,17 +146,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         source = ModelSource(args.source)
         keys = sorted(catalog()) if args.all else [args.model]
-        blocks = []
+        blocks, failed = [], 0
         for key in keys:
-            request = PlanRequest(
-                model=get_model(key), instance_type=args.instance_type,
-                tensor_parallel=args.tensor_parallel, max_model_len=args.max_model_len,
-                min_concurrency=args.min_concurrency,
-                gpu_memory_utilization=args.gpu_memory_utilization,
-                capacity=CapacityType(args.capacity))
-            blocks.append(render_plan(request, source))
+            try:
+                request = PlanRequest(
+                    model=get_model(key), instance_type=args.instance_type,
+                    tensor_parallel=args.tensor_parallel, max_model_len=args.max_model_len,
+                    min_concurrency=args.min_concurrency,
+                    gpu_memory_utilization=args.gpu_memory_utilization,
+                    capacity=CapacityType(args.capacity))
+                blocks.append(render_plan(request, source))
+            except PlanError as error:
+                if not args.all:
+                    raise
+                failed += 1  # --all compares: a model that does not fit is one block
+                blocks.append(f"{key}: does not fit: {error}")
         print("\n\n".join(blocks + [assumptions(source)]))
-        return 0
-    except (PlanError, UnknownModelError) as error:
+        return 1 if failed else 0
+    except (PlanError, UnknownModelError, CatalogError) as error:
         print(f"vllm-eks: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `plan --all | head`
+        sys.stderr.close()
+        return 0

@@ -24,7 +24,11 @@ from .models import (
     get_model,
     plan,
 )
-from .models.planner import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_MIN_CONCURRENCY
+from .models.planner import (
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_MIN_CONCURRENCY,
+    MIN_MODEL_LEN,
+)
 from .models.sources import ModelSource
 
 
@@ -430,7 +434,7 @@ def _parse_plan(ctx: _ContextReader) -> DeploymentPlan:
             model=get_model(ctx.string("model", DEFAULT_MODEL_KEY)),
             instance_type=instance_type,
             tensor_parallel=ctx.integer("tensor_parallel", None),
-            max_model_len=ctx.integer("max_model_len", None, minimum=256),
+            max_model_len=ctx.integer("max_model_len", None, minimum=MIN_MODEL_LEN),
             min_concurrency=ctx.integer("min_concurrency", DEFAULT_MIN_CONCURRENCY),
             gpu_memory_utilization=ctx.fraction(
                 "gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION

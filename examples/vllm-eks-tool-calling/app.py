@@ -2,8 +2,8 @@
 """This repository's CDK app: vllm-eks's app, with this package's models in the catalog
 (they arrive through the `vllm_eks.models` entry point once the package is installed).
 
-    pip install vllm-eks ./            # or: pip install -e .
-    cdk synth -c model=qwen2.5-7b-instruct-tools
+    python -m venv .venv && .venv/bin/pip install <vllm-eks> .
+    npm install && npx cdk synth -c model=qwen2.5-7b-instruct-tools   (cdk.json, package.json)
 """
 
 from vllm_eks.app import main

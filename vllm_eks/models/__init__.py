@@ -1,6 +1,13 @@
 """Model profiles, the model catalog, the GPU instance catalog and the placement planner."""
 
-from .catalog import DEFAULT_MODEL_KEY, UnknownModelError, catalog, get_model, register
+from .catalog import (
+    DEFAULT_MODEL_KEY,
+    CatalogError,
+    UnknownModelError,
+    catalog,
+    get_model,
+    register,
+)
 from .instances import GPU_INSTANCES, GpuInstance
 from .planner import (
     CapacityType,
@@ -18,6 +25,7 @@ __all__ = [
     "GPU_INSTANCES",
     "AttentionType",
     "CapacityType",
+    "CatalogError",
     "DeploymentPlan",
     "GpuInstance",
     "ModelProfile",

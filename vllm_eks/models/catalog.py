@@ -159,6 +159,10 @@ _entry_points_loaded = False
 ENTRY_POINT_GROUP = "vllm_eks.models"
 
 
+class CatalogError(ValueError):
+    """A package's `vllm_eks.models` entry point could not be registered."""
+
+
 class UnknownModelError(KeyError):
     """`-c model=` names no profile in the catalog."""
 
@@ -192,9 +196,16 @@ def _load_entry_points() -> None:
         return
     _entry_points_loaded = True
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = entry_point.load()
-        for profile in loaded if isinstance(loaded, (list, tuple)) else (loaded,):
-            register(profile)
+        try:
+            loaded = entry_point.load()
+            for profile in loaded if isinstance(loaded, (list, tuple)) else (loaded,):
+                register(profile)
+        except Exception as error:  # a broken plug-in must not look like our crash
+            raise CatalogError(
+                f"the installed entry point {entry_point.name!r} ({entry_point.value}) of "
+                f"group {ENTRY_POINT_GROUP} could not be registered: {error}; fix or "
+                "uninstall that package"
+            ) from None
 
 
 def catalog() -> dict[str, ModelProfile]:

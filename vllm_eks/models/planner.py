@@ -30,6 +30,10 @@ FALLBACK_MAX_COUNT = 5
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
 
 
+# Shorter contexts leave no room for a prompt and an answer; also the -c minimum.
+MIN_MODEL_LEN = 256
+
+
 class CapacityType(enum.Enum):
     """Where GPU nodes come from."""
 
@@ -190,9 +194,13 @@ def _tensor_parallel_options(model: ModelProfile, instance: GpuInstance) -> list
 
 def _validate_request(request: PlanRequest) -> int:
     model = request.model
-    max_model_len = request.max_model_len or model.default_max_model_len
-    if max_model_len < 1:
-        raise PlanError(f"max_model_len={max_model_len} must be a positive number of tokens")
+    max_model_len = (model.default_max_model_len if request.max_model_len is None
+                     else request.max_model_len)
+    if max_model_len < MIN_MODEL_LEN:
+        raise PlanError(
+            f"max_model_len={max_model_len} is too short to serve; pass at least "
+            f"{MIN_MODEL_LEN} tokens"
+        )
     if max_model_len > model.max_position_embeddings:
         raise PlanError(
             f"max_model_len={max_model_len} exceeds what {model.key} supports "
@@ -221,6 +229,12 @@ def _validate_request(request: PlanRequest) -> int:
             "-c capacity=on-demand, or drop -c instance_type to let the planner choose"
         )
     tp = request.tensor_parallel
+    most_gpus = max(instance.gpu_count for instance in GPU_INSTANCES.values())
+    if tp is not None and tp > most_gpus:
+        raise PlanError(
+            f"tensor_parallel={tp} exceeds the {most_gpus} GPUs of the largest instance in "
+            "the catalog; vllm-eks plans single-node placements"
+        )
     if tp is not None and not model.valid_tensor_parallel(tp):
         valid = [t for t in (1, 2, 4, 8) if model.valid_tensor_parallel(t)]
         raise PlanError(
