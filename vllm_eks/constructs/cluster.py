@@ -20,6 +20,7 @@ from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
 from ..models.profile import GIB
 from ..nag import acknowledge
+from ..naming import pascal_case
 
 
 # Bottlerocket keeps its OS on /dev/xvda and container images and ephemeral storage on the
@@ -169,7 +170,7 @@ class GpuCluster(Construct):
     def _addon(self, name: str, configuration: dict | None = None) -> eks.Addon:
         addon = eks.Addon(
             self,
-            "".join(part.capitalize() for part in name.split("-")) + "Addon",
+            pascal_case(name) + "Addon",
             cluster=self.cluster,
             addon_name=name,
             addon_version=versions.EKS_ADDON_VERSIONS[name],

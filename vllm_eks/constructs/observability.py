@@ -28,7 +28,7 @@ from ..k8s_charts.storage import GP3_STORAGE_CLASS
 from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..nag import acknowledge
 from .cluster import GpuCluster
-from .pod_identity import associate, pinned_chart, pod_identity_role
+from .pod_identity import associate, pinned_chart, pod_identity_addon, pod_identity_role
 
 PROMETHEUS_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_URL = (f"http://{PROMETHEUS_RELEASE}-prometheus.{MONITORING_NAMESPACE}"
@@ -250,13 +250,5 @@ class Observability(Construct):
             aws_managed_policy="CloudWatchAgentServerPolicy",
             managed_policy_reason="The policy AWS documents for the "
             "amazon-cloudwatch-observability add-on.")
-        addon = eks.CfnAddon(
-            self, "CloudWatchObservabilityAddon",
-            cluster_name=gpu_cluster.cluster.cluster_name,
-            addon_name="amazon-cloudwatch-observability",
-            addon_version=versions.EKS_ADDON_VERSIONS["amazon-cloudwatch-observability"],
-            resolve_conflicts="OVERWRITE", preserve_on_delete=False,
-            pod_identity_associations=[eks.CfnAddon.PodIdentityAssociationProperty(
-                service_account=CLOUDWATCH_SERVICE_ACCOUNT, role_arn=role.role_arn)],
-        )
-        addon.node.add_dependency(gpu_cluster.pod_identity_addon)
+        pod_identity_addon(self, gpu_cluster=gpu_cluster, name="amazon-cloudwatch-observability",
+                           service_account=CLOUDWATCH_SERVICE_ACCOUNT, role=role)

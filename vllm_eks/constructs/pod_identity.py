@@ -1,14 +1,22 @@
 """Helpers every construct uses for in-cluster software: an IAM role for EKS Pod Identity,
-and a pinned Helm chart from versions.py."""
+its association, a pinned EKS add-on with such a role, and a pinned Helm chart."""
 
 from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from .. import versions
 from ..nag import acknowledge, acknowledge_wildcards
+from ..naming import pascal_case
+
+if TYPE_CHECKING:
+    from .cluster import GpuCluster
 
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 
@@ -62,3 +70,25 @@ def pinned_chart(scope: Construct, construct_id: str, *, cluster: eks.ICluster, 
         create_namespace=namespace != "kube-system", skip_crds=skip_crds,
         wait=True, timeout=cdk.Duration.minutes(10), values=values,
     )
+
+
+def pod_identity_addon(scope: Construct, *, gpu_cluster: "GpuCluster", name: str,
+                       service_account: str, role: iam.IRole,
+                       configuration: dict | None = None) -> eks.CfnAddon:
+    """A pinned EKS add-on (versions.EKS_ADDON_VERSIONS) whose service account gets `role`
+    through EKS Pod Identity (`eks.Addon` takes no role, hence the L1). Its construct ID is
+    derived from the add-on name."""
+    addon = eks.CfnAddon(
+        scope, pascal_case(name) + "Addon",
+        cluster_name=gpu_cluster.cluster.cluster_name,
+        addon_name=name,
+        addon_version=versions.EKS_ADDON_VERSIONS[name],
+        resolve_conflicts="OVERWRITE",
+        configuration_values=json.dumps(configuration) if configuration else None,
+        preserve_on_delete=False,
+        pod_identity_associations=[eks.CfnAddon.PodIdentityAssociationProperty(
+            service_account=service_account, role_arn=role.role_arn)],
+    )
+    # Its pods get credentials from the Pod Identity agent.
+    addon.node.add_dependency(gpu_cluster.pod_identity_addon)
+    return addon

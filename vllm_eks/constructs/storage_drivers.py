@@ -3,7 +3,6 @@ EFS StorageClass."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -11,12 +10,11 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from .. import versions
 from ..k8s_charts import render
 from ..k8s_charts.storage import StorageClassesChart, StorageClassesProps
 from .cluster import GpuCluster
 from .model_store import ModelStore
-from .pod_identity import pod_identity_role
+from .pod_identity import pod_identity_addon, pod_identity_role
 
 EFS_CONTROLLER_SERVICE_ACCOUNT = "efs-csi-controller-sa"
 S3_DRIVER_SERVICE_ACCOUNT = "s3-csi-driver-sa"
@@ -51,17 +49,19 @@ class StorageDrivers(Construct):
             wildcard_reason="AmazonEFSCSIDriverPolicy narrowed to this file system: Describe calls take no "
             "ARN; access point IDs exist only after creation, so deleting and tagging is "
             "limited to access points tagged by the driver.")
-        self.efs_addon = self._addon(gpu_cluster, "aws-efs-csi-driver",
-                                     EFS_CONTROLLER_SERVICE_ACCOUNT, efs_role)
+        self.efs_addon = pod_identity_addon(
+            self, gpu_cluster=gpu_cluster, name="aws-efs-csi-driver",
+            service_account=EFS_CONTROLLER_SERVICE_ACCOUNT, role=efs_role)
         s3_role = pod_identity_role(
             self, "S3CsiRole", description="Mountpoint for S3 CSI driver: read weights",
             statements=self._s3_read_statements(store),
             wildcard_reason="Read-only access to the objects of the weights bucket (every staged model).")
         # Its node plugin tolerates no taints by default: GPU nodes need it too. (The EFS
         # driver's node plugin tolerates every taint by default.)
-        self.s3_addon = self._addon(gpu_cluster, "aws-mountpoint-s3-csi-driver",
-                                    S3_DRIVER_SERVICE_ACCOUNT, s3_role,
-                                    configuration={"node": {"tolerateAllTaints": True}})
+        self.s3_addon = pod_identity_addon(
+            self, gpu_cluster=gpu_cluster, name="aws-mountpoint-s3-csi-driver",
+            service_account=S3_DRIVER_SERVICE_ACCOUNT, role=s3_role,
+            configuration={"node": {"tolerateAllTaints": True}})
 
         ebs_role = pod_identity_role(
             self, "EbsCsiRole", description="EBS CSI controller: volumes for monitoring",
@@ -69,8 +69,9 @@ class StorageDrivers(Construct):
             managed_policy_reason="AWS's policy for the EBS CSI driver: volume IDs are only "
             "known at run time and AWS keeps the tag-scoped statements in step with the "
             "driver.")
-        self.ebs_addon = self._addon(gpu_cluster, "aws-ebs-csi-driver",
-                                     EBS_CONTROLLER_SERVICE_ACCOUNT, ebs_role)
+        self.ebs_addon = pod_identity_addon(
+            self, gpu_cluster=gpu_cluster, name="aws-ebs-csi-driver",
+            service_account=EBS_CONTROLLER_SERVICE_ACCOUNT, role=ebs_role)
 
         storage_classes = render(
             StorageClassesChart, "storage-classes",
@@ -79,24 +80,6 @@ class StorageDrivers(Construct):
         self.storage_classes = eks.KubernetesManifest(
             self, "StorageClasses", cluster=cluster, manifest=storage_classes.to_json())
         self.storage_classes.node.add_dependency(self.efs_addon, self.ebs_addon)
-
-    def _addon(self, gpu_cluster: GpuCluster, name: str, service_account: str,
-               role: iam.Role, configuration: dict | None = None) -> eks.CfnAddon:
-        cluster = gpu_cluster.cluster
-        addon = eks.CfnAddon(
-            self, "".join(part.capitalize() for part in name.split("-")) + "Addon",
-            cluster_name=cluster.cluster_name,
-            addon_name=name,
-            addon_version=versions.EKS_ADDON_VERSIONS[name],
-            resolve_conflicts="OVERWRITE",
-            configuration_values=json.dumps(configuration) if configuration else None,
-            preserve_on_delete=False,
-            pod_identity_associations=[eks.CfnAddon.PodIdentityAssociationProperty(
-                service_account=service_account, role_arn=role.role_arn)],
-        )
-        # The drivers run on nodes and get credentials from the Pod Identity agent.
-        addon.node.add_dependency(gpu_cluster.pod_identity_addon)
-        return addon
 
     def _efs_statements(self, store: ModelStore) -> list[iam.PolicyStatement]:
         """AmazonEFSCSIDriverPolicy, narrowed to this environment's file system and

@@ -25,6 +25,7 @@ from ..models import DeploymentPlan
 from ..observability.alerts import AlertSettings
 from ..models.sources import ModelSource
 from ..nag import acknowledge
+from ..naming import pascal_case
 from .model_store import ModelStore
 from .observability import PROMETHEUS_URL
 from .pod_identity import associate, pod_identity_role
@@ -168,8 +169,7 @@ class VllmService(Construct):
         """Construct ID of a manifest that holds the model's objects. It names the model:
         switching models replaces the resource, so CloudFormation deletes the old model's
         objects (kubectl's prune skips custom resources such as the ScaledObject)."""
-        return role + "".join(part.capitalize() for part in
-                              self.props.plan.model.key.replace(".", "-").split("-"))
+        return role + pascal_case(self.props.plan.model.key)
 
     def _load_balancer_cidrs(self) -> tuple[str, ...]:
         """The subnets the ALB's nodes live in (it sends to pods from there): public ones,

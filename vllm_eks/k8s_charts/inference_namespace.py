@@ -11,7 +11,7 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from ..models import DeploymentPlan
-from ..versions import KUBERNETES_MINOR
+from .pod_security import pod_security_admission_labels
 from .storage import EFS_STORAGE_CLASS
 
 PLAN_CONFIGMAP = "vllm-eks-plan"
@@ -71,11 +71,7 @@ class InferenceNamespaceChart(cdk8s.Chart):
         """Pod Security admission: enforce `restricted` (non-root, no privilege
         escalation, no capabilities, RuntimeDefault seccomp, no hostPath), pinned to the
         cluster's Kubernetes minor so an upgrade never changes the rules silently."""
-        labels = {}
-        for mode in ("enforce", "warn", "audit"):
-            labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
-            labels[f"pod-security.kubernetes.io/{mode}-version"] = f"v{KUBERNETES_MINOR}"
-        return labels
+        return pod_security_admission_labels(enforce="restricted", report="restricted")
 
     def namespace_labels(self) -> dict[str, str]:
         return {

@@ -12,6 +12,7 @@ from .. import versions
 from ..bottlerocket import GPU_NODE_SETTINGS
 from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
+from .objects import custom_resource
 
 GPU_POOL = "gpu"
 GENERAL_POOL = "general"
@@ -87,12 +88,8 @@ class KarpenterPoolsChart(cdk8s.Chart):
 
     def _api_object(self, construct_id: str, api_version: str, kind: str, name: str,
                     spec: dict) -> None:
-        api_object = cdk8s.ApiObject(
-            self, construct_id, api_version=api_version, kind=kind,
-            metadata=cdk8s.ApiObjectMetadata(name=name,
-                                              labels={"app.kubernetes.io/part-of": "vllm-eks"}),
-        )
-        api_object.add_json_patch(cdk8s.JsonPatch.add("/spec", spec))
+        custom_resource(self, construct_id, api_version=api_version, kind=kind, name=name,
+                        spec=spec, labels={"app.kubernetes.io/part-of": "vllm-eks"})
 
     def _node_class(self, data_volume_gib: int, *, gpu: bool) -> dict:
         discovery = {"karpenter.sh/discovery": self.props.cluster_name}

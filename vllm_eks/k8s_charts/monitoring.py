@@ -12,7 +12,8 @@ from constructs import Construct
 from ..metrics import dcgm_counters_csv
 from ..observability.alerts import AlertSettings, gpu_rule_groups
 from ..observability.dashboards import DASHBOARDS
-from ..versions import KUBERNETES_MINOR
+from .objects import custom_resource, secret_provider_class
+from .pod_security import pod_security_admission_labels
 
 MONITORING_NAMESPACE = "monitoring"
 GRAFANA_SECRETS = "grafana-admin"  # SecretProviderClass
@@ -43,28 +44,14 @@ class MonitoringChart(cdk8s.Chart):
     def __init__(self, scope: Construct, construct_id: str, *, props: MonitoringProps) -> None:
         super().__init__(scope, construct_id, disable_resource_name_hashes=True)
         labels = {"app.kubernetes.io/part-of": "vllm-eks"}
-        security = {}
-        for mode, level in (("enforce", "privileged"), ("warn", "baseline"),
-                            ("audit", "baseline")):
-            security[f"pod-security.kubernetes.io/{mode}"] = level
-            security[f"pod-security.kubernetes.io/{mode}-version"] = f"v{KUBERNETES_MINOR}"
+        security = pod_security_admission_labels(enforce="privileged", report="baseline")
         k8s.KubeNamespace(self, "Namespace", metadata=k8s.ObjectMeta(
             name=props.namespace, labels={**labels, **security}))
-        grafana = cdk8s.ApiObject(
-            self, "GrafanaSecrets", api_version="secrets-store.csi.x-k8s.io/v1",
-            kind="SecretProviderClass",
-            metadata=cdk8s.ApiObjectMetadata(name=GRAFANA_SECRETS, namespace=props.namespace,
-                                              labels=labels))
-        grafana.add_json_patch(cdk8s.JsonPatch.add("/spec", {
-            "provider": "aws",
-            "parameters": {
-                "objects": json.dumps([{"objectName": props.grafana_admin_secret_arn,
-                                        "objectType": "secretsmanager",
-                                        "objectAlias": "admin-password"}]),
-                "usePodIdentity": "true",
-                "region": props.region,
-            },
-        }))
+        secret_provider_class(
+            self, "GrafanaSecrets", name=GRAFANA_SECRETS, namespace=props.namespace,
+            labels=labels, region=props.region,
+            objects=[{"objectName": props.grafana_admin_secret_arn,
+                      "objectType": "secretsmanager", "objectAlias": "admin-password"}])
         k8s.KubeConfigMap(self, "DcgmCounters", metadata=k8s.ObjectMeta(
             name=DCGM_COUNTERS_CONFIGMAP, namespace=props.namespace, labels=labels),
             data={DCGM_COUNTERS_FILE: dcgm_counters_csv()})
@@ -91,10 +78,8 @@ class MonitoringContentChart(cdk8s.Chart):
                                         namespace=props.namespace,
                                         labels={**labels, **DASHBOARD_LABEL}),
                 data={f"{dashboard_id}.json": json.dumps(build(), indent=1, sort_keys=True)})
-        rules = cdk8s.ApiObject(
+        custom_resource(
             self, "GpuRules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
-            metadata=cdk8s.ApiObjectMetadata(name="vllm-eks-gpu-alerts",
-                                              namespace=props.namespace,
-                                              labels={**labels, **PROMETHEUS_SELECTOR_LABELS}))
-        rules.add_json_patch(cdk8s.JsonPatch.add(
-            "/spec", {"groups": gpu_rule_groups(props.alerts)}))
+            name="vllm-eks-gpu-alerts", namespace=props.namespace,
+            labels={**labels, **PROMETHEUS_SELECTOR_LABELS},
+            spec={"groups": gpu_rule_groups(props.alerts)})

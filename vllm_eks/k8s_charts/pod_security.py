@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from cdk8s_plus_35 import k8s
 
+from ..versions import KUBERNETES_MINOR
+
 POD_UID = 2000
 POD_GID = 2000
 
@@ -33,3 +35,13 @@ def container_security_context() -> k8s.SecurityContext:
         capabilities=k8s.Capabilities(drop=["ALL"]),
         seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
     )
+
+
+def pod_security_admission_labels(*, enforce: str, report: str) -> dict[str, str]:
+    """Namespace labels: enforce one Pod Security level, warn and audit against another,
+    each pinned to the cluster's Kubernetes minor so an upgrade never changes the rules."""
+    labels = {}
+    for mode, level in (("enforce", enforce), ("warn", report), ("audit", report)):
+        labels[f"pod-security.kubernetes.io/{mode}"] = level
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = f"v{KUBERNETES_MINOR}"
+    return labels

@@ -17,6 +17,7 @@ from ..models.profile import GIB
 from ..models.sources import ModelSource, startup_budget_seconds
 from ..vllm_cli import check_profile_args, check_server_args
 from .inference_namespace import MODEL_CACHE_CLAIM
+from .objects import secret_provider_class
 from .pod_security import container_security_context, pod_security_context
 
 PORT = 8000
@@ -403,20 +404,9 @@ class VllmChart(cdk8s.Chart):
         k8s.KubeServiceAccount(self, "ServiceAccount", metadata=self._metadata())
 
     def _secret_provider_class(self) -> None:
-        spc = cdk8s.ApiObject(
-            self, "SecretProviderClass", api_version="secrets-store.csi.x-k8s.io/v1",
-            kind="SecretProviderClass",
-            metadata=cdk8s.ApiObjectMetadata(name=self.secret_provider_class_name,
-                                              labels=self.app_labels),
-        )
-        spc.add_json_patch(cdk8s.JsonPatch.add("/spec", {
-            "provider": "aws",
-            "parameters": {
-                "objects": json.dumps(self.secret_objects()),
-                "usePodIdentity": "true",
-                "region": self.props.region,
-            },
-        }))
+        secret_provider_class(self, "SecretProviderClass",
+                              name=self.secret_provider_class_name, labels=self.app_labels,
+                              objects=self.secret_objects(), region=self.props.region)
 
     def _deployment(self) -> None:
         k8s.KubeDeployment(

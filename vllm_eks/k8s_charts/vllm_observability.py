@@ -10,6 +10,7 @@ from constructs import Construct
 from .. import metrics as m
 from ..observability.alerts import AlertSettings, serving_rule_groups
 from .monitoring import MONITORING_NAMESPACE, PROMETHEUS_SELECTOR_LABELS
+from .objects import custom_resource
 from .vllm import PORT_NAME, app_name
 
 SCRAPE_INTERVAL = "15s"
@@ -79,11 +80,9 @@ class VllmObservabilityChart(cdk8s.Chart):
 
     def _api_object(self, construct_id: str, api_version: str, kind: str, name: str,
                     namespace: str, spec: dict, labels: dict | None = None) -> None:
-        obj = cdk8s.ApiObject(self, construct_id, api_version=api_version, kind=kind,
-                              metadata=cdk8s.ApiObjectMetadata(
-                                  name=name, namespace=namespace,
-                                  labels={**self.common_labels, **(labels or {})}))
-        obj.add_json_patch(cdk8s.JsonPatch.add("/spec", spec))
+        custom_resource(self, construct_id, api_version=api_version, kind=kind, name=name,
+                        namespace=namespace, spec=spec,
+                        labels={**self.common_labels, **(labels or {})})
 
     def _pod_monitor(self) -> None:
         self._api_object(

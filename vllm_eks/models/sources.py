@@ -30,7 +30,6 @@ class ModelSource(enum.Enum):
 class LoadPath:
     """Sustained read throughput of one node from a source, as assumed for budgets."""
 
-    source: ModelSource
     gb_per_second: float
     assumption: str
 
@@ -39,16 +38,16 @@ class LoadPath:
 # planned instance; the README repeats them.
 LOAD_PATHS: dict[ModelSource, LoadPath] = {
     ModelSource.S3: LoadPath(
-        source=ModelSource.S3, gb_per_second=1.0,
+        gb_per_second=1.0,
         assumption="Run:ai streamer from S3 through the gateway endpoint, 16 concurrent "
         "range reads: ~1 GB/s sustained on a 25 Gbit/s node (more on 100+ Gbit/s nodes)",
     ),
     ModelSource.EFS: LoadPath(
-        source=ModelSource.EFS, gb_per_second=0.5,
+        gb_per_second=0.5,
         assumption="EFS elastic throughput, one NFS client: ~0.5 GB/s per node",
     ),
     ModelSource.HF: LoadPath(
-        source=ModelSource.HF, gb_per_second=0.1,
+        gb_per_second=0.1,
         assumption="download from Hugging Face through NAT: ~100 MB/s, then a local load",
     ),
 }

@@ -121,8 +121,9 @@ class PipelineStack(cdk.Stack):
 
     def _add_stage(self, stage_config: StageConfig, tooling_account: str) -> None:
         environment = stage_config.environment(tooling_account)
+        title = stage_config.name.capitalize()  # construct IDs: Dev, Staging, Prod
         stage = EnvironmentStage(
-            self, stage_config.name.capitalize(), config=environment,
+            self, title, config=environment,
             env=cdk.Environment(account=stage_config.account, region=stage_config.region))
         self.stages.append(stage)
         prod = stage.stacks.prod
@@ -130,7 +131,7 @@ class PipelineStack(cdk.Stack):
         budget = startup_budget_seconds(environment.plan.model, environment.model_source)
         timeout = (budget + 1800 + 59) // 60 * 60  # CodeBuild counts whole minutes
         smoke = pipelines.CodeBuildStep(
-            f"SmokeTest{stage_config.name.capitalize()}",
+            f"SmokeTest{title}",
             env_from_cfn_outputs={"SMOKE_TEST_FUNCTION_ARN": prod.smoke_test_output},
             commands=smoke_test_commands(timeout, stage_config.region),
             timeout=cdk.Duration.seconds(timeout + 600),
@@ -141,7 +142,7 @@ class PipelineStack(cdk.Stack):
                            f"{smoke_test_function_name(environment.cluster.name)}"])],
         )
         pre = ([pipelines.ManualApprovalStep(
-            f"Approve{stage_config.name.capitalize()}",
+            f"Approve{title}",
             comment=f"Promote to {stage_config.name} ({stage_config.account}, "
             f"{stage_config.region})?")] if stage_config.approval else [])
         self.pipeline.add_stage(stage, pre=pre, post=[smoke])
