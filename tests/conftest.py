@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -13,7 +14,19 @@ os.environ.setdefault("CDK_VALIDATION", "false")
 
 import pytest  # noqa: E402
 
-from .support import SynthResult, synth_environment  # noqa: E402
+from .support import REPO, SynthResult, synth_environment, synth_pipeline  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_model_catalog(monkeypatch):
+    """Each test sees the catalog as the package defines it: a profile one test
+    registers (or an entry point it fakes) never leaks into the next."""
+    import importlib
+
+    catalog_module = importlib.import_module("vllm_eks.models.catalog")
+    monkeypatch.setattr(catalog_module, "_CATALOG", dict(catalog_module._CATALOG))
+    monkeypatch.setattr(catalog_module, "_entry_points_loaded",
+                        catalog_module._entry_points_loaded)
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +76,26 @@ OPTIONS_CONTEXT = {
 def options_env(tmp_path_factory) -> SynthResult:
     """The default model with 2-3 replicas, a tighter SLO, CloudWatch and Grafana's ALB."""
     return synth_environment(OPTIONS_CONTEXT, tmp_path_factory.mktemp("options"))
+
+
+# -- the delivery pipeline (VllmPipelineStack and its stages) ------------------------------
+CONNECTION = ("arn:aws:codeconnections:us-east-1:111111111111:connection/"
+              "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+
+
+def committed_config() -> dict:
+    return json.loads((REPO / "pipeline.json").read_text())
+
+
+def config_with_connection() -> dict:
+    return {**committed_config(), "connectionArn": CONNECTION}
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """VllmPipelineStack from the committed pipeline.json plus a connection, synthesized
+    once: (cloud assembly directory, the pipeline stack's template)."""
+    outdir = tmp_path_factory.mktemp("pipeline")
+    synth_pipeline(config_with_connection(), outdir)
+    template = json.loads((outdir / "VllmPipelineStack.template.json").read_text())
+    return outdir, template

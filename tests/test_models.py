@@ -252,6 +252,12 @@ def test_register_adds_a_model_and_refuses_a_taken_key():
         register(_profile(key="deepseek-r1"))
 
 
+def test_a_profile_registered_by_another_test_is_gone():
+    """The conftest fixture isolates the catalog: the previous test's profile is unknown."""
+    with pytest.raises(KeyError, match="unknown model 'test-registered-model'"):
+        get_model("test-registered-model")
+
+
 def test_a_broken_entry_point_is_named_not_a_traceback(monkeypatch):
     import importlib
     import types

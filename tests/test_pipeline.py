@@ -18,24 +18,7 @@ from vllm_eks.pipeline_config import PipelineConfigError, parse_pipeline_config
 from .support import REPO, synth_pipeline
 from .test_validators import CFN_LINT, CFN_LINT_IGNORED
 
-CONNECTION = ("arn:aws:codeconnections:us-east-1:111111111111:connection/"
-              "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
-
-
-def committed_config() -> dict:
-    return json.loads((REPO / "pipeline.json").read_text())
-
-
-def config_with_connection() -> dict:
-    return {**committed_config(), "connectionArn": CONNECTION}
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    outdir = tmp_path_factory.mktemp("pipeline")
-    synth_pipeline(config_with_connection(), outdir)
-    template = json.loads((outdir / "VllmPipelineStack.template.json").read_text())
-    return outdir, template
+from .conftest import CONNECTION, committed_config, config_with_connection
 
 
 def codepipeline(template: dict) -> dict:

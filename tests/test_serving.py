@@ -43,9 +43,20 @@ def ingress(env) -> dict:
     return objects(env)[("Ingress", app_name(env.config.plan.model.key))]
 
 
+def alb_path_pattern(pattern: str) -> re.Pattern:
+    """An ALB path-pattern condition as a regex: it matches the whole path, `*` matches
+    any characters (`/` included) and `?` exactly one; everything else is literal. The
+    AWS Load Balancer Controller passes an `ImplementationSpecific` path through as such a
+    pattern, so `/*` routes every path."""
+    parts = ("." if char == "?" else ".*" if char == "*" else re.escape(char)
+             for char in pattern)
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
 def routed(ingress_object: dict, path: str) -> bool:
     """Whether an HTTP request for `path` reaches a backend, by the Ingress path rules
-    (Exact: equal; Prefix: element-wise prefix; ImplementationSpecific: any prefix)."""
+    as the AWS Load Balancer Controller programs them (Exact: equal; Prefix: element-wise
+    prefix; ImplementationSpecific: an ALB path pattern with `*` and `?` wildcards)."""
     spec = ingress_object["spec"]
     for rule in spec["rules"]:
         for entry in rule["http"]["paths"]:
@@ -56,7 +67,7 @@ def routed(ingress_object: dict, path: str) -> bool:
                 base = prefix.rstrip("/")
                 if base == "" or path == base or path.startswith(base + "/"):
                     return True
-            if kind == "ImplementationSpecific" and path.startswith(prefix):
+            if kind == "ImplementationSpecific" and alb_path_pattern(prefix).match(path):
                 return True
     return "defaultBackend" in spec
 
@@ -367,10 +378,32 @@ def test_only_the_openai_api_and_health_are_routed(env_fixture, request):
         assert not routed(rules, path), path
 
 
-def test_route_check_can_fail():
-    open_ingress = {"spec": {"rules": [{"http": {"paths": [
-        {"path": "/", "pathType": "Prefix"}]}}]}}
-    assert routed(open_ingress, "/invocations")
+@pytest.mark.parametrize("env_fixture", ["default_env", "public_efs_env"])
+def test_the_api_ingress_has_exactly_two_paths_and_no_default_backend(env_fixture, request):
+    spec = ingress(request.getfixturevalue(env_fixture))["spec"]
+    assert "defaultBackend" not in spec
+    (rule,) = spec["rules"]
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [
+        ("/v1", "Prefix"), ("/health", "Exact")]
+
+
+@pytest.mark.parametrize("entry, path", [
+    ({"path": "/", "pathType": "Prefix"}, "/invocations"),
+    ({"path": "/*", "pathType": "ImplementationSpecific"}, "/invocations"),
+    ({"path": "/inv?cations", "pathType": "ImplementationSpecific"}, "/invocations"),
+    ({"path": "/invocations", "pathType": "Exact"}, "/invocations"),
+])
+def test_route_check_honours_each_path_type(entry, path):
+    ingress_object = {"spec": {"rules": [{"http": {"paths": [entry]}}]}}
+    assert routed(ingress_object, path)
+
+
+def test_route_check_reads_patterns_as_whole_path_matches():
+    literal = {"spec": {"rules": [{"http": {"paths": [
+        {"path": "/v1", "pathType": "ImplementationSpecific"}]}}]}}
+    assert routed(literal, "/v1") and not routed(literal, "/v1/models")
+    assert not routed(literal, "/v1x") and not routed(literal, "/invocations")
+    assert routed({"spec": {"rules": [], "defaultBackend": {}}}, "/invocations")
 
 
 def test_internal_endpoint_by_default(default_env):

@@ -113,3 +113,26 @@ def test_a_subclass_hook_lands_in_the_deployment():
     (deployment,) = [o for o in chart.to_json() if o["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[-3:] == ["--enable-auto-tool-choice", "--tool-call-parser", "llama3_json"]
+
+
+# Sustained throughput per node and engine start that the budgets assume (README, "Cold
+# start"), written out here so a change to either side is a reviewed change.
+ASSUMED_GB_PER_SECOND = {ModelSource.S3: 1.0, ModelSource.EFS: 0.5, ModelSource.HF: 0.1}
+ASSUMED_ENGINE_START_SECONDS = 300
+SAFETY_FACTOR = 2
+
+
+@pytest.mark.parametrize("source", list(ModelSource), ids=lambda s: s.value)
+@pytest.mark.parametrize("key", ["deepseek-r1-distill-llama-8b", "deepseek-r1"])
+def test_each_load_path_gets_the_startup_budget_of_its_own_throughput(source, key):
+    model = next(m for m in BUILT_IN_MODELS if m.key == key)
+    chart = render(VllmChart, "budget", props=chart_props(model, source))
+    (deployment,) = [o for o in chart.to_json() if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    probe = container["startupProbe"]
+    rendered = probe["periodSeconds"] * probe["failureThreshold"]
+    load = -(-model.weight_bytes / 1e9 // ASSUMED_GB_PER_SECOND[source])  # ceil
+    expected = SAFETY_FACTOR * (int(load) + ASSUMED_ENGINE_START_SECONDS)
+    assert expected <= rendered < expected + probe["periodSeconds"], (source, rendered)
+    # The rollout waits for the slowest start too, or it is reported failed while loading.
+    assert deployment["spec"]["progressDeadlineSeconds"] >= expected
