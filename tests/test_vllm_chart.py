@@ -76,11 +76,10 @@ def test_hugging_face_source_downloads_at_start_with_the_token_file():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--enable-reasoning"], r"vLLM --enable-reasoning was removed; use --reasoning-parser"),
-    (["--disable-log-requests"], r"--disable-log-requests was removed"),
-    (["--quantization", "fp8"], r"--quantization is not a `vllm serve` flag vllm-eks knows"),
     (["--tensor-paralel-size=2"], r"--tensor-paralel-size is not a `vllm serve` flag"),
+    (["-tp", "4"], r"-tp is a short alias; write the long `vllm serve` flag"),
 ])
-def test_server_args_are_checked_against_the_pinned_vllm(args, message):
+def test_server_args_are_checked_against_the_pinned_vllms_flags(args, message):
     with pytest.raises(ServerArgsError, match=message):
         check_server_args(args, owner="model 'x'")
 
@@ -90,6 +89,10 @@ def test_a_profile_with_a_removed_flag_fails_at_synth():
     with pytest.raises(ServerArgsError, match=r"model 'deepseek-r1-distill-llama-8b': vLLM "
                                               r"--enable-reasoning was removed"):
         render(VllmChart, "bad", props=chart_props(model, ModelSource.S3))
+
+
+def test_negative_numbers_are_values_not_short_options():
+    check_server_args(["--max-num-seqs", "-1", "--kv-cache-dtype", "fp8"], owner="x")
 
 
 def test_a_profile_may_not_override_the_plan():

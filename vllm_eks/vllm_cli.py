@@ -1,47 +1,22 @@
 """The `vllm serve` command line of the pinned vLLM (versions.VLLM_VERSION), in one place.
 
-Flags the charts pass, or a profile's `extra_args` may pass, are checked against this
-list at synth time: a flag vLLM removed (`--enable-reasoning`, `--disable-log-requests`)
-would crash every replica at start, far from the change that caused it.
+Flags the charts pass, or a profile's `extra_args` may pass, are checked at synth time
+against the flags of the pinned vLLM's own `vllm serve` parser (vllm_facts.json, generated
+by scripts/gen_vllm_facts.py from an installed vLLM): a misspelled or removed flag would
+crash every replica at start, far from the change that caused it.
 """
 
 from __future__ import annotations
 
-# Flags of `vllm serve` in 0.33 that vllm-eks and its catalog use; extend when a profile
-# needs another one (after checking `vllm serve --help` of the pinned image).
-KNOWN_FLAGS: frozenset[str] = frozenset({
-    "--served-model-name",
-    "--host",
-    "--port",
-    "--tensor-parallel-size",
-    "--enable-expert-parallel",
-    "--max-model-len",
-    "--gpu-memory-utilization",
-    "--load-format",
-    "--model-loader-extra-config",
-    "--download-dir",
-    "--reasoning-parser",
-    "--tool-call-parser",
-    "--enable-auto-tool-choice",
-    "--chat-template",
-    "--enable-lora",
-    "--lora-modules",
-    "--max-lora-rank",
-    "--max-loras",
-    "--max-num-seqs",
-    "--max-num-batched-tokens",
-    "--kv-cache-dtype",
-    "--trust-remote-code",
-    "--shutdown-timeout",
-    "--disable-uvicorn-access-log",
-    "--uvicorn-log-level",
-    "--generation-config",
-})
+from . import versions
+from .vllm_facts import serve_flags
 
-# Removed flags, with what replaced them.
+# Flags vLLM removed, with what replaced them: a better message than "unknown flag" for
+# a profile copied from an older guide. Each must be absent from serve_flags() (a test
+# checks it). `--disable-log-requests` is not here: vLLM 0.33 accepts it, as the
+# generated negative of `--enable-log-requests` (a no-op, logging is off by default).
 REMOVED_FLAGS: dict[str, str] = {
     "--enable-reasoning": "--reasoning-parser <parser> (reasoning is on when a parser is set)",
-    "--disable-log-requests": "nothing: request logging is off by default since 0.12",
 }
 
 # Flags the charts own: a profile that passes them would silently fight the plan.
@@ -50,8 +25,9 @@ PLANNED_FLAGS: frozenset[str] = frozenset({
     "--gpu-memory-utilization", "--load-format", "--shutdown-timeout",
 })
 
-# DeepSeek-R1 ships FP8 weights: `--quantization fp8` would re-quantize nothing and is
-# rejected for it; the flag is deliberately not in KNOWN_FLAGS.
+# `--quantization` is a real flag of vLLM 0.33 and passes this check. DeepSeek-R1 ships
+# FP8 weights, so `--quantization fp8` would re-quantize nothing: its catalog profile does
+# not pass it, and nothing here rejects it if a custom profile does.
 
 
 class ServerArgsError(ValueError):
@@ -63,18 +39,34 @@ def flags(args: list[str] | tuple[str, ...]) -> list[str]:
     return [arg.split("=", 1)[0] for arg in args if arg.startswith("--")]
 
 
+def short_options(args: list[str] | tuple[str, ...]) -> list[str]:
+    """Single-dash options (`-tp 4`, `-q fp8`): vLLM's aliases of long flags. A number
+    such as `-1` is a value, not an option."""
+    return [arg for arg in args
+            if arg.startswith("-") and not arg.startswith("--")
+            and not arg.lstrip("-").replace(".", "", 1).isdigit()]
+
+
 def check_server_args(args: list[str] | tuple[str, ...], *, owner: str) -> None:
-    """Raise ServerArgsError naming the first removed or unknown flag in `args`."""
+    """Raise ServerArgsError naming the first short alias, removed or unknown flag in
+    `args`. Short aliases are refused: `-tp 4` would set a plan-owned value past the
+    check that looks for `--tensor-parallel-size`."""
+    for option in short_options(args):
+        raise ServerArgsError(
+            f"{owner}: {option} is a short alias; write the long `vllm serve` flag it "
+            "stands for (see `vllm serve --help`), so it can be checked against the plan"
+        )
     for flag in flags(args):
         if flag in REMOVED_FLAGS:
             raise ServerArgsError(
                 f"{owner}: vLLM {flag} was removed; use {REMOVED_FLAGS[flag]}"
             )
-        if flag not in KNOWN_FLAGS:
+        if flag not in serve_flags():
             raise ServerArgsError(
-                f"{owner}: {flag} is not a `vllm serve` flag vllm-eks knows for the pinned "
-                "vLLM; check `vllm serve --help` in the pinned image and add it to "
-                "KNOWN_FLAGS in vllm_eks/vllm_cli.py"
+                f"{owner}: {flag} is not a `vllm serve` flag in vLLM "
+                f"{versions.VLLM_VERSION}; check its spelling against `vllm serve --help` "
+                f"in the pinned image ({versions.VLLM_IMAGE}). After bumping the pin, "
+                "regenerate vllm_eks/vllm_facts.json with scripts/gen_vllm_facts.py"
             )
 
 
