@@ -7,7 +7,7 @@ import json
 import pytest
 
 from vllm_eks import versions
-from vllm_eks.constructs.cluster import NODE_MANAGED_POLICIES, gpu_data_volume_gib
+from vllm_eks.constructs.cluster import gpu_data_volume_gib
 from vllm_eks.stacks import (
     CLUSTER_STACK_ID,
     MODEL_STORE_STACK_ID,
@@ -241,15 +241,6 @@ def test_gpu_data_volume_holds_the_image_and_the_weights(default_env):
     size = data["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"]
     assert size == gpu_data_volume_gib(default_env.config.plan)
     assert size >= 100 + default_env.config.plan.model.weight_bytes / 2**30
-
-
-def test_node_role_has_exactly_the_worker_policies(default_env):
-    roles = default_env.resources(CLUSTER, "AWS::IAM::Role")
-    node_role = next(r["Properties"] for k, r in roles.items() if k.startswith("GpuClusterNodeRole"))
-    attached = json.dumps(node_role["ManagedPolicyArns"])
-    for policy in NODE_MANAGED_POLICIES:
-        assert f"policy/{policy}" in attached
-    assert len(node_role["ManagedPolicyArns"]) == len(NODE_MANAGED_POLICIES)
 
 
 # -- workloads ---------------------------------------------------------------------------

@@ -1,23 +1,28 @@
-"""IAM for the AWS Load Balancer Controller, after the controller's upstream reference
-policy (`docs/install/iam_policy.json` of kubernetes-sigs/aws-load-balancer-controller)
-at the version we pin: controller v3.5.0, installed with the `aws-load-balancer-controller`
-Helm chart from https://aws.github.io/eks-charts.
+"""IAM for the AWS Load Balancer Controller: the controller's upstream reference policy,
+`docs/install/iam_policy.json` of kubernetes-sigs/aws-load-balancer-controller at tag
+v3.5.0 (commit 11eb202c97e4), the version we pin (`versions.ALB_CONTROLLER_CHART_VERSION`,
+chart `aws-load-balancer-controller` from https://aws.github.io/eks-charts).
 
-Provenance: the stored index of the upstream repository only holds older versions of
-that file (commits c533211514b7 and 00a1fab5a24d, both v2.x); no v3.x tag commit of it was
-readable. The sixteen statements below were taken from the v3.x shape of the file (checked
-against the repository's own aws-us-gov and aws-iso-e variants of the same policy) and,
-written out in the upstream JSON layout, hash to
-sha256 16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a, the checksum a
-third party recorded for `v3.5.0/docs/install/iam_policy.json`. Re-diff against the tag on
-every controller upgrade.
+A verbatim copy of that file is `tests/fixtures/iam/alb_controller_iam_policy.json`
+(provenance in SOURCES.txt there), and
+`tests/test_iam.py::test_alb_controller_policy_matches_upstream` compares the synthesized
+policy with it statement by statement (upstream has no Sids; `ALB_SIDS_IN_UPSTREAM_ORDER`
+there maps ours onto its order). On a controller upgrade, re-diff:
 
-Everything is translated as upstream has it (same actions, resources and conditions),
-with two changes: `arn:aws:` becomes `arn:{partition}:`, and the region/account wildcards
-of ARNs (`ec2:*:*:security-group/*`, `elasticloadbalancing:*:*:...`) are pinned to the
-environment's region and account. Upstream's tag conditions only require that the
-`elbv2.k8s.aws/cluster` tag is present (Null checks), not that it names this cluster; that
-is kept as is.
+    cd <clone of kubernetes-sigs/aws-load-balancer-controller>
+    git show v<new>:docs/install/iam_policy.json > /tmp/iam_policy.json
+    diff <vllm-eks>/tests/fixtures/iam/alb_controller_iam_policy.json /tmp/iam_policy.json
+
+then copy the new file over the fixture, update SOURCES.txt and this module, and run
+`pytest tests/test_iam.py`: every action, resource or condition that differs is reported
+with its Sid.
+
+Everything is translated as upstream has it (same statements in the same order, same
+actions, resources and conditions), with two changes: `arn:aws:` becomes
+`arn:{partition}:`, and the region/account wildcards of ARNs (`ec2:*:*:security-group/*`,
+`elasticloadbalancing:*:*:...`) are pinned to the environment's region and account.
+Upstream's tag conditions only require that the `elbv2.k8s.aws/cluster` tag is present
+(Null checks), not that it names this cluster; that is kept as is.
 """
 
 from __future__ import annotations
