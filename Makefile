@@ -16,7 +16,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup synth test bench clean
+.PHONY: setup synth test bench mutation clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -38,6 +38,11 @@ test: setup
 
 bench: setup
 	$(PY) scripts/bench_synth.py $(ARGS)
+
+# Single-line breakages of product code, each of which a targeted test must catch (slow:
+# minutes; not part of `make test`).
+mutation: setup
+	$(PY) scripts/mutation_check.py $(ARGS)
 
 clean:
 	rm -rf cdk.out .pytest_cache

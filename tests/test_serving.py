@@ -179,6 +179,17 @@ def test_health_probes_and_draining(default_env):
     assert 'exec vllm serve "$@"' in container["command"][2]
 
 
+def test_liveness_tolerates_a_busy_engine_for_a_minute(default_env):
+    """A restart reloads the weights (minutes): /health answering slowly under a long
+    prefill must not kill the pod; readiness takes it out of rotation first."""
+    container = vllm_container(default_env)
+    liveness, readiness = container["livenessProbe"], container["readinessProbe"]
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60
+    assert liveness["timeoutSeconds"] >= 10
+    assert (readiness["periodSeconds"] * readiness["failureThreshold"]
+            < liveness["periodSeconds"] * liveness["failureThreshold"])
+
+
 def test_pod_security_is_restricted(default_env):
     spec = server(default_env)["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsNonRoot"] is True

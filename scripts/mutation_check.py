@@ -1,0 +1,340 @@
+"""Mutation check: does a targeted test catch each way of breaking production?
+
+Each mutation below changes one line of product code the way a careless edit would (an
+IAM condition dropped, an Ingress path widened, a metric renamed, encryption off...).
+For each, a scratch copy of the working tree gets the change, and the tests named for it
+run there (never the snapshot tests: a snapshot is re-accepted with one flag, so it
+proves nothing). A mutation no test fails on is reported as SURVIVED and the script
+exits 1.
+
+    make mutation                      # every mutation
+    make mutation ARGS="-k ingress"    # those whose name contains "ingress"
+
+Not part of `make test`: it runs the named tests once per mutation (minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """Replace `old` by `new` in `file` (`old` must occur exactly once), then run
+    `tests` (pytest node IDs or files); at least one must fail."""
+
+    name: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    # -- the six a review found getting past every targeted test ---------------------
+    Mutation(
+        "alb-controller-deletes-any-load-balancer",
+        "vllm_eks/constructs/alb_controller_iam.py",
+        '"elasticloadbalancing:DeleteTargetGroup",\n'
+        '                "elasticloadbalancing:ModifyListenerAttributes",\n'
+        '                "elasticloadbalancing:ModifyCapacityReservation",\n'
+        '                "elasticloadbalancing:ModifyIpPools",\n'
+        '            ],\n'
+        '            resources=["*"],\n'
+        '            conditions=owned_resource,',
+        '"elasticloadbalancing:DeleteTargetGroup",\n'
+        '                "elasticloadbalancing:ModifyListenerAttributes",\n'
+        '                "elasticloadbalancing:ModifyCapacityReservation",\n'
+        '                "elasticloadbalancing:ModifyIpPools",\n'
+        '            ],\n'
+        '            resources=["*"],',
+        ("tests/test_iam.py",),
+    ),
+    Mutation(
+        "karpenter-launches-untagged-instances",
+        "vllm_eks/constructs/karpenter_iam.py",
+        'sid="AllowScopedEC2InstanceActionsWithTags",\n'
+        '            actions=["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],\n'
+        '            resources=created_by_us,\n'
+        '            conditions={',
+        'sid="AllowScopedEC2InstanceActionsWithTags",\n'
+        '            actions=["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],\n'
+        '            resources=created_by_us,\n'
+        '            conditions=None and {',
+        ("tests/test_iam.py",),
+    ),
+    Mutation(
+        "karpenter-gets-iam-star",
+        "vllm_eks/constructs/karpenter_iam.py",
+        'actions=["iam:ListInstanceProfiles"],',
+        'actions=["iam:ListInstanceProfiles", "iam:*"],',
+        ("tests/test_iam.py", "tests/test_nag.py"),
+    ),
+    Mutation(
+        "ingress-routes-everything-by-wildcard",
+        "vllm_eks/k8s_charts/vllm.py",
+        'k8s.HttpIngressPath(path=HEALTH_PATH, path_type="Exact", backend=backend),',
+        'k8s.HttpIngressPath(path=HEALTH_PATH, path_type="Exact", backend=backend), '
+        'k8s.HttpIngressPath(path="/*", path_type="ImplementationSpecific", backend=backend),',
+        ("tests/test_serving.py",),
+    ),
+    Mutation(
+        "metric-renamed-to-one-vllm-does-not-export",
+        "vllm_eks/metrics.py",
+        'PREFIX_CACHE_HITS = Metric("vllm:prefix_cache_hits", Kind.COUNTER,',
+        'PREFIX_CACHE_HITS = Metric("vllm:prefix_cache_hit", Kind.COUNTER,',
+        ("tests/test_vllm_facts.py",),
+    ),
+    Mutation(
+        "startup-budget-assumes-s3-for-every-source",
+        "vllm_eks/k8s_charts/vllm.py",
+        "return startup_budget_seconds(self.model, self.props.model_source)",
+        "return startup_budget_seconds(self.model, ModelSource.S3)",
+        ("tests/test_vllm_chart.py",),
+    ),
+    Mutation(
+        "server-arg-misspelt",
+        "vllm_eks/k8s_charts/vllm.py",
+        '"--max-model-len", str(',
+        '"--max-model-length", str(',
+        ("tests/test_vllm_facts.py",),
+    ),
+    # -- IAM: scoping, pass-role, secrets, upstream drift -------------------------------
+    Mutation(
+        "karpenter-passes-any-role",
+        "vllm_eks/constructs/karpenter_iam.py",
+        "resources=[node_role.role_arn],",
+        'resources=["*"],',
+        ("tests/test_iam.py",),
+    ),
+    Mutation(
+        "karpenter-drifts-from-upstream",
+        "vllm_eks/constructs/karpenter_iam.py",
+        '"ec2:DescribeSpotPriceHistory",',
+        "",
+        ("tests/test_iam.py",),
+    ),
+    Mutation(
+        "efs-driver-touches-any-access-point",
+        "vllm_eks/constructs/storage_drivers.py",
+        'conditions={"Null": {f"aws:ResourceTag/{ACCESS_POINT_TAG}": "false"}}),',
+        "conditions=None),",
+        ("tests/test_iam.py",),
+    ),
+    Mutation(
+        "vllm-reads-every-models-weights",
+        "vllm_eks/constructs/vllm_service.py",
+        'resources=[bucket.arn_for_objects(f"{prefix}*")]),',
+        'resources=[bucket.arn_for_objects("*")]),',
+        ("tests/test_iam.py",),
+    ),
+    Mutation(
+        "vllm-reads-the-hugging-face-token",
+        "vllm_eks/constructs/vllm_service.py",
+        "self.api_key.grant_read(self.server_role)",
+        "self.api_key.grant_read(self.server_role); "
+        "hf_token_secret.grant_read(self.server_role)",
+        ("tests/test_iam.py",),
+    ),
+    Mutation(
+        "pipeline-invokes-any-function",
+        "vllm_eks/stacks/pipeline_stack.py",
+        'f"{smoke_test_function_name(environment.cluster.name)}"])],',
+        '"*"])],',
+        ("tests/test_iam.py",),
+    ),
+    Mutation(
+        "nodes-get-administrator-access",
+        "vllm_eks/constructs/cluster.py",
+        '"AmazonSSMManagedInstanceCore",  # Bottlerocket',
+        '"AmazonSSMManagedInstanceCore", "AdministratorAccess",  # Bottlerocket',
+        ("tests/test_iam.py",),
+    ),
+    # -- security and correctness, one line each --------------------------------------
+    Mutation(
+        "model-cache-unencrypted",
+        "vllm_eks/constructs/model_store.py",
+        "            encrypted=True,\n            throughput_mode=",
+        "            encrypted=False,\n            throughput_mode=",
+        ("tests/test_model_store.py",),
+    ),
+    Mutation(
+        "weights-bucket-allows-plain-http",
+        "vllm_eks/constructs/model_store.py",
+        "            enforce_ssl=True,\n            versioned=True,",
+        "            enforce_ssl=False,\n            versioned=True,",
+        ("tests/test_model_store.py",),
+    ),
+    Mutation(
+        "weights-bucket-deleted-with-the-stack",
+        "vllm_eks/constructs/model_store.py",
+        "retain = cdk.RemovalPolicy.RETAIN",
+        "retain = cdk.RemovalPolicy.DESTROY",
+        ("tests/test_model_store.py",),
+    ),
+    Mutation(
+        "flow-logs-kept-a-week",
+        "vllm_eks/constructs/network.py",
+        "flow_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR",
+        "flow_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_WEEK",
+        ("tests/test_stacks.py",),
+    ),
+    Mutation(
+        "vllm-reachable-from-any-pod",
+        "vllm_eks/k8s_charts/vllm.py",
+        "ingress=[k8s.NetworkPolicyIngressRule(from_=load_balancer, ports=port),",
+        "ingress=[k8s.NetworkPolicyIngressRule(ports=port),",
+        ("tests/test_serving.py",),
+    ),
+    Mutation(
+        "disruption-budget-blocks-every-drain",
+        "vllm_eks/k8s_charts/vllm.py",
+        "max_unavailable=k8s.IntOrString.from_number(1),",
+        "max_unavailable=k8s.IntOrString.from_number(0),",
+        ("tests/test_serving.py",),
+    ),
+    Mutation(
+        "liveness-probe-kills-on-first-miss",
+        "vllm_eks/k8s_charts/vllm.py",
+        "failure_threshold=4),",
+        "failure_threshold=1),",
+        ("tests/test_serving.py::test_liveness_tolerates_a_busy_engine_for_a_minute",),
+    ),
+    Mutation(
+        "gpu-nodes-take-any-pod",
+        "vllm_eks/k8s_charts/karpenter_pools.py",
+        '"taints": [{"key": GPU_TAINT_KEY, "value": "true",\n'
+        '                                "effect": "NoSchedule"}],',
+        '"taints": [{"key": GPU_TAINT_KEY, "value": "true",\n'
+        '                                "effect": "PreferNoSchedule"}],',
+        ("tests/test_karpenter.py",),
+    ),
+    Mutation(
+        "public-endpoint-allows-tls-1-0",
+        "vllm_eks/k8s_charts/vllm.py",
+        '"alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",',
+        '"alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-2016-08",',
+        ("tests/test_serving.py",),
+    ),
+    Mutation(
+        "pods-reach-the-node-role-through-imds",
+        "vllm_eks/constructs/cluster.py",
+        "http_put_response_hop_limit=1,",
+        "http_put_response_hop_limit=2,",
+        ("tests/test_stacks.py",),
+    ),
+    Mutation(
+        "kubernetes-secrets-unencrypted",
+        "vllm_eks/constructs/cluster.py",
+        "secrets_encryption_key=self.secrets_key,",
+        "secrets_encryption_key=None,",
+        ("tests/test_stacks.py",),
+    ),
+    Mutation(
+        "writable-root-filesystem",
+        "vllm_eks/k8s_charts/pod_security.py",
+        "read_only_root_filesystem=True,",
+        "read_only_root_filesystem=False,",
+        ("tests/test_serving.py",),
+    ),
+)
+
+
+def scratch_copy(destination: Path) -> None:
+    """The working tree as it is (tracked and new files, no build output), with the
+    installed node_modules linked in."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    if (REPO / "node_modules").exists():
+        (destination / "node_modules").symlink_to(REPO / "node_modules")
+
+
+def run_tests(workdir: Path, tests: tuple[str, ...]) -> tuple[int, str]:
+    env = {**os.environ, "PYTHONPATH": str(workdir), "CDK_VALIDATION": "false"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+         "--no-header", "-rfE", *tests],
+        cwd=workdir, env=env, capture_output=True, text=True)
+    return result.returncode, result.stdout + result.stderr
+
+
+def failed_tests(output: str) -> list[str]:
+    """The failing tests pytest's short summary names (`-rfE`): FAILED ones as they are,
+    ERROR ones (a fixture raised: the synth itself refused the change, e.g. cdk-nag or a
+    synth-time check) marked as such."""
+    lines = output.splitlines()
+    # The first exception pytest reports (`E   SomeError: ...`): why a synth refused.
+    cause = next((line[1:].strip() for line in lines if line.startswith("E ")), "")
+    names = []
+    for line in lines:
+        if line.startswith("FAILED "):
+            names.append(line.split()[1])
+        elif line.startswith("ERROR "):
+            names.append(f"{line.split()[1]} (the synth refused it: {cause[:160]})")
+    return names
+
+
+def check(mutation: Mutation, workdir: Path) -> tuple[bool, str]:
+    path = workdir / mutation.file
+    original = path.read_text()
+    count = original.count(mutation.old)
+    if count != 1:
+        raise SystemExit(f"{mutation.name}: the text to mutate occurs {count} times in "
+                         f"{mutation.file} (must be exactly once); update MUTATIONS")
+    path.write_text(original.replace(mutation.old, mutation.new))
+    try:
+        code, output = run_tests(workdir, mutation.tests)
+    finally:
+        path.write_text(original)
+    if code == 1:
+        return True, ", ".join(failed_tests(output)) or "(failures)"
+    if code == 0:
+        return False, "every test passed"
+    return False, f"pytest exited {code} (not a test failure):\n{output[-2000:]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-k", dest="keyword", default="",
+                        help="only mutations whose name contains this text")
+    args = parser.parse_args(argv)
+    selected = [m for m in MUTATIONS if args.keyword in m.name]
+    if not selected:
+        parser.error(f"no mutation name contains {args.keyword!r}")
+    survived = 0
+    with tempfile.TemporaryDirectory(prefix="vllm-eks-mutation-") as scratch:
+        workdir = Path(scratch)
+        scratch_copy(workdir)
+        code, output = run_tests(workdir, ("tests/test_fixture_versions.py",))
+        if code != 0:  # the unmutated tree must pass, or every "catch" is noise
+            print(output)
+            raise SystemExit("the unmutated scratch copy fails its tests; fix that first")
+        for mutation in selected:
+            started = time.monotonic()
+            caught, detail = check(mutation, workdir)
+            survived += not caught
+            print(f"{'caught  ' if caught else 'SURVIVED'} {mutation.name} "
+                  f"({time.monotonic() - started:.0f} s): {detail}", flush=True)
+    print(f"{len(selected) - survived} of {len(selected)} mutations caught")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
