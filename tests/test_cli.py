@@ -1,4 +1,4 @@
-"""`python -m vllm_eks plan` and the README's generated model table."""
+"""`python -m vllm_eks plan` and the README's generated model and options tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import sys
 
 import pytest
 
-from vllm_eks.cli import TABLE_END, TABLE_START, main, models_table
+from vllm_eks.cli import (
+    OPTIONS_TABLE_END,
+    OPTIONS_TABLE_START,
+    TABLE_END,
+    TABLE_START,
+    main,
+    models_table,
+    options_table,
+)
+from vllm_eks.config import CONTEXT_KEYS, EnvironmentConfig
 from vllm_eks.models.catalog import BUILT_IN_MODELS
 
 from .support import REPO
@@ -94,6 +103,53 @@ def test_readme_model_table_is_generated_from_the_catalog():
         "README model table is stale: paste the output of `python -m vllm_eks models-table`")
     for model in BUILT_IN_MODELS:
         assert f"| `{model.key}` |" in models_table()
+
+
+def test_readme_options_table_is_generated_from_the_config():
+    readme = (REPO / "README.md").read_text()
+    start = readme.index(OPTIONS_TABLE_START)
+    end = readme.index(OPTIONS_TABLE_END) + len(OPTIONS_TABLE_END)
+    assert readme[start:end] == options_table(), (
+        "README options table is stale: paste the output of "
+        "`python -m vllm_eks options-table`")
+    assert readme.count(OPTIONS_TABLE_START) == 1
+
+
+# What synth uses when a key is not given, read from the parsed config.
+EFFECTIVE_DEFAULTS = {
+    "model": lambda c: c.plan.model.key,
+    "min_concurrency": lambda c: c.plan.min_concurrency,
+    "gpu_memory_utilization": lambda c: f"{c.plan.gpu_memory_utilization:.2f}",
+    "capacity": lambda c: c.plan.capacity.value,
+    "region": lambda c: c.region,
+    "vpc_cidr": lambda c: c.network.cidr,
+    "nat_gateways": lambda c: c.network.nat_gateways,
+    "cluster_name": lambda c: c.cluster.name,
+    "system_instance_type": lambda c: c.cluster.system_instance_type,
+    "system_nodes": lambda c: c.cluster.system_nodes,
+    "gpu_nodes_min": lambda c: c.cluster.gpu_nodes_min,
+    "gpu_nodes_max": lambda c: c.cluster.gpu_nodes_max,
+    "cpu_limit": lambda c: c.cluster.cpu_limit,
+    "prometheus_retention_days": lambda c: c.observability.retention_days,
+    "prometheus_storage_gib": lambda c: c.observability.storage_gib,
+    "ttft_slo_ms": lambda c: f"{c.observability.ttft_slo_seconds * 1000:g}",
+    "min_replicas": lambda c: c.autoscaling.min_replicas,
+    "max_replicas": lambda c: c.autoscaling.max_replicas,
+    "cloudwatch": lambda c: str(c.observability.cloudwatch).lower(),
+    "grafana_alb": lambda c: str(c.observability.grafana_alb).lower(),
+    "model_revision": lambda c: c.model_revision,
+    "model_source": lambda c: c.model_source.value,
+    "endpoint_scheme": lambda c: c.endpoint.scheme.value,
+}
+
+
+@pytest.mark.parametrize("key", sorted(EFFECTIVE_DEFAULTS))
+def test_options_table_states_the_default_synth_uses(key):
+    rows = {line.split(" | ")[0].removeprefix("| "): line.split(" | ")[1]
+            for line in options_table().splitlines() if line.startswith("| `")}
+    assert list(rows) == [f"`{k}`" for k in CONTEXT_KEYS]
+    config = EnvironmentConfig.from_context(lambda _key: None)
+    assert rows[f"`{key}`"] == f"`{EFFECTIVE_DEFAULTS[key](config)}`"
 
 
 def test_all_reports_models_that_do_not_fit_and_exits_non_zero(capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from .config import ConfigError, EnvironmentConfig
+from .config import DEFAULT_PIPELINE_CONFIG, ConfigError, EnvironmentConfig
 from .models import CatalogError, PlanError, UnknownModelError
 from .nag import enable_nag
 from .pipeline_config import PipelineConfigError, load_pipeline_config
@@ -41,7 +41,7 @@ def main() -> None:
     try:
         if str(app.node.try_get_context("pipeline") or "").lower() == "true":
             # Only the pipeline: it deploys the environments of pipeline.json itself.
-            path = Path(app.node.try_get_context("pipeline_config") or "pipeline.json")
+            path = Path(app.node.try_get_context("pipeline_config") or DEFAULT_PIPELINE_CONFIG)
             pipeline_config = load_pipeline_config(path)
             PipelineStack(app, PIPELINE_STACK_ID, pipeline_config=pipeline_config,
                           env=cdk.Environment(account=pipeline_config.account,

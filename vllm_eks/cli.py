@@ -3,6 +3,7 @@
     python -m vllm_eks plan --model deepseek-r1           # every placement that fits
     python -m vllm_eks plan --all                         # the whole catalog
     python -m vllm_eks models-table                       # the README's model table
+    python -m vllm_eks options-table                      # the README's -c options table
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .config import CONTEXT_OPTIONS
 from .models import (
     DEFAULT_MODEL_KEY,
     CapacityType,
@@ -33,6 +35,8 @@ from .models.sources import ENGINE_START_SECONDS, LOAD_PATHS, ModelSource, cold_
 
 TABLE_START = "<!-- model-table:start (python -m vllm_eks models-table) -->"
 TABLE_END = "<!-- model-table:end -->"
+OPTIONS_TABLE_START = "<!-- options-table:start (python -m vllm_eks options-table) -->"
+OPTIONS_TABLE_END = "<!-- options-table:end -->"
 
 
 def _minutes(seconds: int) -> str:
@@ -111,9 +115,22 @@ def models_table() -> str:
         rows.append([f"`{key}`", f"`{model.hf_id}`", f"{model.weight_bytes / GB:.1f} GB",
                      str(model.default_max_model_len), chosen.instance.instance_type,
                      str(chosen.tensor_parallel), _price(chosen)])
+    return _markdown_table(header, rows, TABLE_START, TABLE_END)
+
+
+def options_table() -> str:
+    """The README's table of the `-c` keys, generated from config.CONTEXT_OPTIONS (whose
+    defaults are read from the config dataclasses)."""
+    rows = [[f"`{option.key}`", option.default, option.meaning] for option in CONTEXT_OPTIONS]
+    return _markdown_table(["key", "default", "meaning"], rows, OPTIONS_TABLE_START,
+                           OPTIONS_TABLE_END)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]], start: str, end: str) -> str:
+    """A Markdown table between the README markers `start` and `end`."""
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join([TABLE_START, *lines, TABLE_END])
+    return "\n".join([start, *lines, end])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     plan_parser.add_argument("--source", choices=[s.value for s in ModelSource],
                              default=ModelSource.S3.value, help="load path for the cold start")
     commands.add_parser("models-table", help="the README's model table (Markdown)")
+    commands.add_parser("options-table", help="the README's -c options table (Markdown)")
     return parser
 
 
@@ -143,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "models-table":
             print(models_table())
+            return 0
+        if args.command == "options-table":
+            print(options_table())
             return 0
         source = ModelSource(args.source)
         keys = sorted(catalog()) if args.all else [args.model]

@@ -1,6 +1,27 @@
-"""L3 constructs composed by the stacks: Network, GpuCluster, ..."""
+"""L3 constructs composed by the stacks, each configured by a frozen `...Props` dataclass:
+Network, ModelStore, GpuCluster, Karpenter, StorageDrivers, SecretsStoreCsi, AlbController,
+Observability, VllmService, SmokeTest."""
 
+from .alb_controller import AlbController, AlbControllerProps
 from .cluster import GpuCluster, GpuClusterProps
+from .karpenter import Karpenter, KarpenterProps
+from .model_store import ModelStore, ModelStoreProps
 from .network import Network, NetworkProps
+from .observability import Observability, ObservabilityProps
+from .secrets_store import SecretsStoreCsi, SecretsStoreCsiProps
+from .smoke_test import SmokeTest, SmokeTestProps
+from .storage_drivers import StorageDrivers, StorageDriversProps
+from .vllm_service import VllmService, VllmServiceProps
 
-__all__ = ["GpuCluster", "GpuClusterProps", "Network", "NetworkProps"]
+__all__ = [
+    "AlbController", "AlbControllerProps",
+    "GpuCluster", "GpuClusterProps",
+    "Karpenter", "KarpenterProps",
+    "ModelStore", "ModelStoreProps",
+    "Network", "NetworkProps",
+    "Observability", "ObservabilityProps",
+    "SecretsStoreCsi", "SecretsStoreCsiProps",
+    "SmokeTest", "SmokeTestProps",
+    "StorageDrivers", "StorageDriversProps",
+    "VllmService", "VllmServiceProps",
+]

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import aws_ec2 as ec2
-from constructs import Construct
+from aws_cdk import aws_eks_v2 as eks
+from constructs import Construct, IDependable
 
 from .. import versions
 from ..labels import NODE_ROLE_LABEL
 from .alb_controller_iam import controller_policy_statements
-from .cluster import GpuCluster
-from .pod_identity import associate, pinned_chart, pod_identity_role
+from .helm import pinned_chart
+from .pod_identity import associate, pod_identity_role
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
 INGRESS_CLASS = "alb"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlbControllerProps:
+    cluster: eks.ICluster  # the chart, its Pod Identity association and IngressClass go here
+    # The cluster's name as plain text: the controller tags and finds its load balancers
+    # by it, and it is named in the role's description.
+    cluster_name: str
+    # The VPC and region are given to the controller: nodes keep the instance metadata
+    # service out of pods' reach, so it cannot discover them.
+    vpc: ec2.IVpc
+    region: str
+    pod_identity_agent: IDependable  # the eks-pod-identity-agent add-on, created first
+    core_dns: IDependable  # the coredns add-on: the chart waits for it (its pods resolve AWS APIs)
 
 
 class AlbController(Construct):
@@ -23,16 +40,15 @@ class AlbController(Construct):
     Hook a subclass may override: `helm_values()`.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, gpu_cluster: GpuCluster,
-                 vpc: ec2.IVpc, region: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 props: AlbControllerProps) -> None:
         super().__init__(scope, construct_id)
-        cluster = gpu_cluster.cluster
-        self.vpc, self.region = vpc, region
-        self.cluster_name = gpu_cluster.props.config.name
+        self.props = props
+        cluster = props.cluster
         statements = controller_policy_statements()
         self.role = pod_identity_role(
             self, "ControllerRole",
-            description=f"AWS Load Balancer Controller of EKS cluster {self.cluster_name}",
+            description=f"AWS Load Balancer Controller of EKS cluster {props.cluster_name}",
             statements=statements,
             wildcard_reason="The controller's upstream reference policy (v3.5.0): load "
             "balancers, target groups and rules get their IDs at creation, so mutating "
@@ -41,8 +57,7 @@ class AlbController(Construct):
         )
         identity = associate(self, "ControllerPodIdentity", cluster=cluster,
                              namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
-                             role=self.role)
-        identity.node.add_dependency(gpu_cluster.pod_identity_addon)
+                             role=self.role, pod_identity_agent=props.pod_identity_agent)
         # `wait`: its webhooks must answer before any Ingress or Service is applied.
         self.chart = pinned_chart(
             self, "Chart", cluster=cluster, chart="aws-load-balancer-controller",
@@ -51,15 +66,15 @@ class AlbController(Construct):
             version=versions.ALB_CONTROLLER_CHART_VERSION, namespace=NAMESPACE,
             values=self.helm_values(),
         )
-        self.chart.node.add_dependency(identity, gpu_cluster.coredns_addon)
+        self.chart.node.add_dependency(identity, props.core_dns)
 
     def helm_values(self) -> dict:
         return {
-            "clusterName": self.cluster_name,
+            "clusterName": self.props.cluster_name,
             # Nodes keep the instance metadata service out of pods' reach (hop limit 1),
             # so the controller cannot discover its region and VPC: they are given.
-            "region": self.region,
-            "vpcId": self.vpc.vpc_id,
+            "region": self.props.region,
+            "vpcId": self.props.vpc.vpc_id,
             "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
             "replicaCount": 2,
             "podDisruptionBudget": {"maxUnavailable": 1},

@@ -74,9 +74,9 @@ def worker_node_role(scope: Construct, construct_id: str, description: str) -> i
 
 @dataclass(frozen=True, kw_only=True)
 class GpuClusterProps:
-    vpc: ec2.IVpc
-    config: ClusterConfig
-    plan: DeploymentPlan
+    vpc: ec2.IVpc  # the control plane and both node groups use its private subnets
+    config: ClusterConfig  # name, API endpoint access, admin role, node group sizes
+    plan: DeploymentPlan  # the GPU node group's instance type, capacity type and disk
 
 
 class GpuCluster(Construct):

@@ -10,7 +10,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IDependable
 
 from .. import versions
 from ..k8s_charts import render
@@ -18,9 +18,10 @@ from ..k8s_charts.karpenter_pools import KarpenterPoolsChart, KarpenterPoolsProp
 from ..models import DeploymentPlan
 from ..nag import acknowledge, acknowledge_wildcards
 from ..labels import NODE_ROLE_LABEL
-from .cluster import GpuCluster, gpu_data_volume_gib, worker_node_role
+from .cluster import gpu_data_volume_gib, worker_node_role
+from .helm import pinned_chart
 from .karpenter_iam import controller_policy_statements
-from .pod_identity import associate, pinned_chart, pod_identity_role
+from .pod_identity import associate, pod_identity_role
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
@@ -42,9 +43,14 @@ INTERRUPTION_EVENTS: dict[str, events.EventPattern] = {
 
 @dataclass(frozen=True, kw_only=True)
 class KarpenterProps:
-    gpu_cluster: GpuCluster
-    plan: DeploymentPlan
-    availability_zones: tuple[str, ...]
+    cluster: eks.ICluster  # the charts, the node access entry and the NodePools go here
+    # The cluster's name as plain text: Karpenter's settings, its IAM conditions and the
+    # EC2NodeClasses' discovery tags use it.
+    cluster_name: str
+    pod_identity_agent: IDependable  # the eks-pod-identity-agent add-on, created first
+    core_dns: IDependable  # the coredns add-on: the controller waits for it
+    plan: DeploymentPlan  # the GPU NodePool offers its instance type and fallbacks
+    availability_zones: tuple[str, ...]  # the zones both NodePools launch into
     gpu_limit: int  # total nvidia.com/gpu Karpenter may add
     cpu_limit: int  # total vCPUs of the general pool
 
@@ -53,13 +59,14 @@ class Karpenter(Construct):
     """The Karpenter controller (CRD chart, then controller chart, on the system nodes),
     its Pod Identity role, the node role with its EC2_LINUX access entry, the
     interruption queue with its five EventBridge rules, and the EC2NodeClasses and
-    NodePools rendered by `KarpenterPoolsChart` (override hooks there)."""
+    NodePools rendered by `KarpenterPoolsChart` (the pools' hooks are there).
+
+    Hook a subclass may override: `helm_values(cluster_name)`.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, props: KarpenterProps) -> None:
         super().__init__(scope, construct_id)
-        gpu_cluster = props.gpu_cluster
-        cluster = gpu_cluster.cluster
-        cluster_name = gpu_cluster.props.config.name
+        cluster, cluster_name = props.cluster, props.cluster_name
 
         self.node_role = worker_node_role(self, "NodeRole", "Nodes launched by Karpenter")
         # A separate role from the managed node groups': EKS creates their access entry
@@ -88,8 +95,8 @@ class Karpenter(Construct):
         controller_policy.attach_to_role(self.controller_role)
         identity = associate(self, "ControllerPodIdentity", cluster=cluster,
                              namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
-                             role=self.controller_role)
-        identity.node.add_dependency(gpu_cluster.pod_identity_addon)
+                             role=self.controller_role,
+                             pod_identity_agent=props.pod_identity_agent)
 
         crds = pinned_chart(
             self, "Crds", cluster=cluster, chart="karpenter-crd",
@@ -104,7 +111,7 @@ class Karpenter(Construct):
             values=self.helm_values(cluster_name),
         )
         self.controller.node.add_dependency(crds, identity, controller_policy, node_access,
-                                            gpu_cluster.coredns_addon)
+                                            props.core_dns)
 
         pools = render(
             KarpenterPoolsChart, "karpenter-pools",

@@ -12,6 +12,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from ..nag import acknowledge
+from .secret import manually_rotated_secret
 
 # Logical IDs of the stateful resources, pinned: CloudFormation replaces (deletes and
 # recreates) a resource whose logical ID changes, so a refactoring must never move them.
@@ -24,9 +25,14 @@ HF_TOKEN_SECRET_ID = "HuggingFaceTokenSecret"
 HF_TOKEN_KEY = "token"
 
 
+def model_prefix(model_key: str) -> str:
+    """The S3 key prefix a model's weights are staged under (one sub-prefix per revision)."""
+    return f"{model_key}/"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelStoreProps:
-    vpc: ec2.IVpc
+    vpc: ec2.IVpc  # the file system's mount targets go in its private subnets
     environment_name: str  # the cluster name; named in descriptions
 
 
@@ -35,8 +41,9 @@ class ModelStore(Construct):
     Secrets Manager secret that holds a Hugging Face token. Everything is retained when
     the stack is deleted, and the logical IDs are pinned (see the constants above).
 
-    NFS access to the file system is opened to the cluster by the cluster stack
-    (`allow_nfs_from`), so this stack never depends on the cluster.
+    Its security group (`file_system_security_group`) has no ingress of its own: NFS is
+    opened to the cluster by the cluster stack (StorageDrivers), so this stack never
+    depends on the cluster. Nothing here is meant to be overridden.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, props: ModelStoreProps) -> None:
@@ -90,7 +97,7 @@ class ModelStore(Construct):
             removal_policy=retain,
         )
 
-        self.hf_token_secret = secretsmanager.Secret(
+        self.hf_token_secret = manually_rotated_secret(
             self, HF_TOKEN_SECRET_ID,
             # No fixed name: the secret is retained, and a fixed name would block a
             # re-created stack. The stack output and the tag find it.
@@ -99,17 +106,14 @@ class ModelStore(Construct):
             f'\'{{"{HF_TOKEN_KEY}":"hf_..."}}\'. Empty: anonymous downloads.',
             # The template carries only this empty template; the token is set out of band
             # and never passes through CloudFormation.
-            generate_secret_string=secretsmanager.SecretStringGenerator(
+            value=secretsmanager.SecretStringGenerator(
                 secret_string_template=f'{{"{HF_TOKEN_KEY}": ""}}',
                 generate_string_key="unused",
                 password_length=8,
             ),
+            rotation="A Hugging Face token is issued by Hugging Face, not generated here: AWS "
+            "cannot rotate it; the README shows how to replace it (no redeploy needed).",
             removal_policy=retain,
-        )
-        acknowledge(
-            self.hf_token_secret, "AwsSolutions::AwsSolutions-SMG4",
-            "A Hugging Face token is issued by Hugging Face, not generated here: AWS cannot "
-            "rotate it; the README shows how to replace it (no redeploy needed).",
         )
         for resource, logical_id in (
             (self.bucket, WEIGHTS_BUCKET_ID),
@@ -118,19 +122,3 @@ class ModelStore(Construct):
             (self.hf_token_secret, HF_TOKEN_SECRET_ID),
         ):
             resource.node.default_child.override_logical_id(logical_id)
-
-    def allow_nfs_from(self, scope: Construct, construct_id: str,
-                       source: ec2.ISecurityGroup) -> ec2.CfnSecurityGroupIngress:
-        """Open NFS (2049) to the file system from `source`, as a rule created in `scope`'s
-        stack (the cluster's), so the store never references the cluster."""
-        return ec2.CfnSecurityGroupIngress(
-            scope, construct_id,
-            group_id=self.file_system_security_group.security_group_id,
-            source_security_group_id=source.security_group_id,
-            ip_protocol="tcp", from_port=2049, to_port=2049,
-            description="NFS from the EKS cluster's nodes (managed and Karpenter)",
-        )
-
-    def model_prefix(self, model_key: str) -> str:
-        """The S3 key prefix a model's weights are staged under."""
-        return f"{model_key}/"

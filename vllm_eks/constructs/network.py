@@ -20,15 +20,17 @@ KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkProps:
-    config: NetworkConfig
+    config: NetworkConfig  # the CIDR, the three AZs and how many NAT gateways
     cluster_name: str  # value of the Karpenter discovery tag on the private subnets
+    # How long VPC flow logs are kept; default: one year.
     flow_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
 
 
 class Network(Construct):
     """A VPC over three explicit AZs: public subnets for internet-facing load balancers
     and NAT, private subnets for nodes and pods, isolated subnets for internal load
-    balancers only, VPC endpoints for the AWS APIs nodes call at boot, and flow logs. No hook is meant to be overridden; compose instead."""
+    balancers only, VPC endpoints for the AWS APIs nodes call at boot, and flow logs.
+    No hook is meant to be overridden; compose instead."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: NetworkProps) -> None:
         super().__init__(scope, construct_id)

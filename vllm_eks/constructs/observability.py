@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import aws_eks_v2 as eks
-from aws_cdk import aws_secretsmanager as secretsmanager
-from constructs import Construct
+from constructs import Construct, IDependable
 
 from .. import versions
 from ..config import ObservabilityConfig
@@ -26,9 +25,9 @@ from ..k8s_charts.monitoring import (
 from ..observability.alerts import AlertSettings
 from ..k8s_charts.storage import GP3_STORAGE_CLASS
 from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
-from ..nag import acknowledge
-from .cluster import GpuCluster
-from .pod_identity import associate, pinned_chart, pod_identity_addon, pod_identity_role
+from .helm import pinned_chart
+from .pod_identity import associate, pod_identity_addon, pod_identity_role
+from .secret import manually_rotated_secret, random_alphanumeric
 
 PROMETHEUS_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_URL = (f"http://{PROMETHEUS_RELEASE}-prometheus.{MONITORING_NAMESPACE}"
@@ -36,18 +35,19 @@ PROMETHEUS_URL = (f"http://{PROMETHEUS_RELEASE}-prometheus.{MONITORING_NAMESPACE
 GRAFANA_SERVICE = f"{PROMETHEUS_RELEASE}-grafana"
 GRAFANA_SERVICE_ACCOUNT = "grafana"
 KEDA_NAMESPACE = "keda"
-CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
 CLOUDWATCH_SERVICE_ACCOUNT = "cloudwatch-agent"
 SYSTEM_NODES = {NODE_ROLE_LABEL: "system"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class ObservabilityProps:
-    gpu_cluster: GpuCluster
-    config: ObservabilityConfig
-    region: str
+    cluster: eks.ICluster  # the charts, Grafana's Pod Identity association and the add-on
+    pod_identity_agent: IDependable  # the eks-pod-identity-agent add-on, created first
+    config: ObservabilityConfig  # retention, volume size, CloudWatch, Grafana's ALB
+    region: str  # where Grafana's SecretProviderClass reads its admin password
     vpc_cidr: str  # who may reach Grafana's internal ALB (with -c grafana_alb=true)
     # Installed before the charts: storage classes, Secrets Store CSI, the ALB controller.
+    # (): no ordering beyond the Pod Identity agent.
     after: tuple[Construct, ...] = ()
 
 
@@ -64,27 +64,22 @@ class Observability(Construct):
                  props: ObservabilityProps) -> None:
         super().__init__(scope, construct_id)
         self.props = props
-        gpu_cluster = props.gpu_cluster
-        cluster = gpu_cluster.cluster
+        cluster = props.cluster
 
-        self.grafana_admin = secretsmanager.Secret(
+        self.grafana_admin = manually_rotated_secret(
             self, "GrafanaAdminPassword",
             description="Grafana admin password (user admin) of vllm-eks",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=32, exclude_punctuation=True),
-        )
-        acknowledge(
-            self.grafana_admin, "AwsSolutions::AwsSolutions-SMG4",
-            "Grafana reads the password at start; rotate with put-secret-value and a "
-            "restart of the Grafana pod (README, 'See what it does').",
+            value=random_alphanumeric(32),
+            rotation="Grafana reads the password at start; rotate with put-secret-value and "
+            "a restart of the Grafana pod (README, 'See what it does').",
         )
         grafana_role = pod_identity_role(self, "GrafanaRole",
                                          description="Grafana: reads its admin password")
         self.grafana_admin.grant_read(grafana_role)
         grafana_identity = associate(self, "GrafanaPodIdentity", cluster=cluster,
                                      namespace=MONITORING_NAMESPACE,
-                                     service_account=GRAFANA_SERVICE_ACCOUNT, role=grafana_role)
-        grafana_identity.node.add_dependency(gpu_cluster.pod_identity_addon)
+                                     service_account=GRAFANA_SERVICE_ACCOUNT, role=grafana_role,
+                                     pod_identity_agent=props.pod_identity_agent)
 
         monitoring = render(MonitoringChart, "monitoring", props=MonitoringProps(
             grafana_admin_secret_arn=self.grafana_admin.secret_arn, region=props.region))
@@ -119,7 +114,7 @@ class Observability(Construct):
         )
         self.keda.node.add_dependency(self.dcgm)  # one Helm release at a time
         if props.config.cloudwatch:
-            self._container_insights(gpu_cluster)
+            self._container_insights()
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -244,11 +239,13 @@ class Observability(Construct):
 
     # -- parts -------------------------------------------------------------------------
 
-    def _container_insights(self, gpu_cluster: GpuCluster) -> None:
+    def _container_insights(self) -> None:
         role = pod_identity_role(
             self, "CloudWatchAgentRole", description="CloudWatch agent (Container Insights)",
             aws_managed_policy="CloudWatchAgentServerPolicy",
             managed_policy_reason="The policy AWS documents for the "
             "amazon-cloudwatch-observability add-on.")
-        pod_identity_addon(self, gpu_cluster=gpu_cluster, name="amazon-cloudwatch-observability",
+        pod_identity_addon(self, cluster=self.props.cluster,
+                           pod_identity_agent=self.props.pod_identity_agent,
+                           name="amazon-cloudwatch-observability",
                            service_account=CLOUDWATCH_SERVICE_ACCOUNT, role=role)

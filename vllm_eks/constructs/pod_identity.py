@@ -1,22 +1,17 @@
-"""Helpers every construct uses for in-cluster software: an IAM role for EKS Pod Identity,
-its association, a pinned EKS add-on with such a role, and a pinned Helm chart."""
+"""EKS Pod Identity for in-cluster software: an IAM role a service account may assume,
+its association, and a pinned EKS add-on whose service account gets such a role."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
-import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from constructs import Construct
+from constructs import Construct, IDependable
 
 from .. import versions
 from ..nag import acknowledge, acknowledge_wildcards
 from ..naming import pascal_case
-
-if TYPE_CHECKING:
-    from .cluster import GpuCluster
 
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 
@@ -50,37 +45,31 @@ def pod_identity_role(scope: Construct, construct_id: str, *, description: str,
 
 
 def associate(scope: Construct, construct_id: str, *, cluster: eks.ICluster, namespace: str,
-              service_account: str, role: iam.IRole) -> eks.CfnPodIdentityAssociation:
-    """Bind `role` to a service account. Not `Cluster.add_service_account`, which would
-    add an unpinned eks-pod-identity-agent add-on next to our pinned one."""
-    return eks.CfnPodIdentityAssociation(
+              service_account: str, role: iam.IRole,
+              pod_identity_agent: IDependable | None = None) -> eks.CfnPodIdentityAssociation:
+    """Bind `role` to a service account, after `pod_identity_agent` (the
+    eks-pod-identity-agent add-on) when given; None: the caller orders it, e.g. by a stack
+    dependency. Not `Cluster.add_service_account`, which would add an unpinned
+    eks-pod-identity-agent add-on next to our pinned one."""
+    association = eks.CfnPodIdentityAssociation(
         scope, construct_id, cluster_name=cluster.cluster_name, namespace=namespace,
         service_account=service_account, role_arn=role.role_arn,
     )
+    if pod_identity_agent is not None:
+        association.node.add_dependency(pod_identity_agent)
+    return association
 
 
-def pinned_chart(scope: Construct, construct_id: str, *, cluster: eks.ICluster, chart: str,
-                 repository: str, version: str, namespace: str, values: dict | None = None,
-                 release: str | None = None, skip_crds: bool = False) -> eks.HelmChart:
-    """A Helm release at a pinned version that deploys only once it is up (`wait`), within
-    10 of the kubectl Lambda's 15 minutes."""
-    return eks.HelmChart(
-        scope, construct_id, cluster=cluster, chart=chart, release=release,
-        repository=repository, version=version, namespace=namespace,
-        create_namespace=namespace != "kube-system", skip_crds=skip_crds,
-        wait=True, timeout=cdk.Duration.minutes(10), values=values,
-    )
-
-
-def pod_identity_addon(scope: Construct, *, gpu_cluster: "GpuCluster", name: str,
-                       service_account: str, role: iam.IRole,
-                       configuration: dict | None = None) -> eks.CfnAddon:
+def pod_identity_addon(scope: Construct, *, cluster: eks.ICluster,
+                       pod_identity_agent: IDependable, name: str, service_account: str,
+                       role: iam.IRole, configuration: dict | None = None) -> eks.CfnAddon:
     """A pinned EKS add-on (versions.EKS_ADDON_VERSIONS) whose service account gets `role`
-    through EKS Pod Identity (`eks.Addon` takes no role, hence the L1). Its construct ID is
-    derived from the add-on name."""
+    through EKS Pod Identity (`eks.Addon` takes no role, hence the L1), created after
+    `pod_identity_agent` (the eks-pod-identity-agent add-on). Its construct ID is derived
+    from the add-on name."""
     addon = eks.CfnAddon(
         scope, pascal_case(name) + "Addon",
-        cluster_name=gpu_cluster.cluster.cluster_name,
+        cluster_name=cluster.cluster_name,
         addon_name=name,
         addon_version=versions.EKS_ADDON_VERSIONS[name],
         resolve_conflicts="OVERWRITE",
@@ -90,5 +79,5 @@ def pod_identity_addon(scope: Construct, *, gpu_cluster: "GpuCluster", name: str
             service_account=service_account, role_arn=role.role_arn)],
     )
     # Its pods get credentials from the Pod Identity agent.
-    addon.node.add_dependency(gpu_cluster.pod_identity_addon)
+    addon.node.add_dependency(pod_identity_agent)
     return addon

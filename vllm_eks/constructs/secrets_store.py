@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from .. import versions
-from .pod_identity import pinned_chart
+from .helm import pinned_chart
 
 NAMESPACE = "kube-system"
 # Every node, GPU nodes included (their taint would otherwise keep the DaemonSets off,
 # and a vLLM pod mounting a secret would wait forever).
 TOLERATE_EVERYTHING = [{"operator": "Exists"}]
 ROTATION_POLL_INTERVAL = "2m"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretsStoreCsiProps:
+    cluster: eks.ICluster  # both charts are installed here, in kube-system
+    region: str  # given to the AWS provider: its pods cannot reach the instance metadata service
 
 
 class SecretsStoreCsi(Construct):
@@ -23,10 +31,11 @@ class SecretsStoreCsi(Construct):
     Hooks a subclass may override: `driver_values()`, `provider_values()`.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, cluster: eks.ICluster,
-                 region: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 props: SecretsStoreCsiProps) -> None:
         super().__init__(scope, construct_id)
-        self.region = region
+        self.props = props
+        cluster = props.cluster
         self.driver = pinned_chart(
             self, "Driver", cluster=cluster, chart="secrets-store-csi-driver",
             release="csi-secrets-store",
@@ -60,6 +69,6 @@ class SecretsStoreCsi(Construct):
     def provider_values(self) -> dict:
         return {
             "secrets-store-csi-driver": {"install": False},  # installed above, pinned
-            "awsRegion": self.region,  # the node's IMDS is out of reach (hop limit 1)
+            "awsRegion": self.props.region,  # the node's IMDS is out of reach (hop limit 1)
             "tolerations": TOLERATE_EVERYTHING,
         }

@@ -25,19 +25,21 @@ def smoke_test_function_name(environment_name: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class SmokeTestProps:
-    vpc: ec2.IVpc
+    vpc: ec2.IVpc  # the function runs in its private subnets, so it reaches internal endpoints
     endpoint_url: str  # may be a CDK token
-    api_key: secretsmanager.ISecret
-    served_model_name: str
-    environment_name: str  # the cluster name
-    invoker_account: str | None = None  # a pipeline account allowed to invoke it
+    api_key: secretsmanager.ISecret  # read at run time; the function may read it
+    served_model_name: str  # the `model` of the test completion
+    environment_name: str  # the cluster name; the function's name is derived from it
+    # A pipeline account allowed to invoke it; None: only this account.
+    invoker_account: str | None = None
 
 
 class SmokeTest(Construct):
     """Calls /health, /v1/models (with the API key, read at run time) and one tiny
     completion from inside the VPC, so it also reaches internal endpoints. A pipeline's
     post-deploy step invokes it until it passes or fails; so can an operator:
-    `aws lambda invoke --function-name <SmokeTestFunctionName output> out.json`."""
+    `aws lambda invoke --function-name <SmokeTestFunctionName output> out.json`.
+    No hook is meant to be overridden."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: SmokeTestProps) -> None:
         super().__init__(scope, construct_id)

@@ -6,14 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_efs as efs
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from constructs import Construct
+from aws_cdk import aws_s3 as s3
+from constructs import Construct, IDependable
 
 from ..k8s_charts import render
 from ..k8s_charts.storage import StorageClassesChart, StorageClassesProps
-from .cluster import GpuCluster
-from .model_store import ModelStore
 from .pod_identity import pod_identity_addon, pod_identity_role
 
 EFS_CONTROLLER_SERVICE_ACCOUNT = "efs-csi-controller-sa"
@@ -24,42 +25,56 @@ ACCESS_POINT_TAG = "efs.csi.aws.com/cluster"
 
 @dataclass(frozen=True, kw_only=True)
 class StorageDriversProps:
-    gpu_cluster: GpuCluster
-    store: ModelStore
+    # The add-ons and StorageClasses go here; its security group (on every node, managed
+    # or Karpenter's) is allowed NFS to the file system.
+    cluster: eks.ICluster
+    pod_identity_agent: IDependable  # the eks-pod-identity-agent add-on, created first
+    bucket: s3.IBucket  # the weights bucket: the S3 driver may read its objects
+    file_system: efs.IFileSystem  # the model cache: EFS access points, the StorageClass
+    file_system_security_group: ec2.ISecurityGroup  # the file system's: NFS is opened on it
 
 
 class StorageDrivers(Construct):
     """`aws-efs-csi-driver`, `aws-mountpoint-s3-csi-driver` and `aws-ebs-csi-driver` as
     pinned EKS add-ons with EKS Pod Identity roles (EFS and S3 scoped to this environment's
-    file system and bucket), NFS from the cluster's nodes to the file system, and the
-    `efs-model-cache` and `gp3-encrypted` StorageClasses."""
+    file system and bucket), NFS from the cluster's nodes to the file system (a rule in the
+    cluster's stack, so the store never references the cluster), and the
+    `efs-model-cache` and `gp3-encrypted` StorageClasses (`StorageClassesChart`).
+    No hook is meant to be overridden."""
 
     def __init__(self, scope: Construct, construct_id: str, *,
                  props: StorageDriversProps) -> None:
         super().__init__(scope, construct_id)
-        gpu_cluster, store = props.gpu_cluster, props.store
-        cluster = gpu_cluster.cluster
+        self.props = props
+        cluster = props.cluster
         # Nodes (managed groups and Karpenter's) carry the cluster security group.
-        self.nfs_rule = store.allow_nfs_from(self, "NfsFromCluster",
-                                             cluster.cluster_security_group)
+        self.nfs_rule = ec2.CfnSecurityGroupIngress(
+            self, "NfsFromCluster",
+            group_id=props.file_system_security_group.security_group_id,
+            source_security_group_id=cluster.cluster_security_group.security_group_id,
+            ip_protocol="tcp", from_port=2049, to_port=2049,
+            description="NFS from the EKS cluster's nodes (managed and Karpenter)",
+        )
 
         efs_role = pod_identity_role(
             self, "EfsCsiRole", description="EFS CSI controller: access points",
-            statements=self._efs_statements(store),
+            statements=self._efs_statements(),
             wildcard_reason="AmazonEFSCSIDriverPolicy narrowed to this file system: Describe calls take no "
             "ARN; access point IDs exist only after creation, so deleting and tagging is "
             "limited to access points tagged by the driver.")
         self.efs_addon = pod_identity_addon(
-            self, gpu_cluster=gpu_cluster, name="aws-efs-csi-driver",
+            self, cluster=cluster, pod_identity_agent=props.pod_identity_agent,
+            name="aws-efs-csi-driver",
             service_account=EFS_CONTROLLER_SERVICE_ACCOUNT, role=efs_role)
         s3_role = pod_identity_role(
             self, "S3CsiRole", description="Mountpoint for S3 CSI driver: read weights",
-            statements=self._s3_read_statements(store),
+            statements=self._s3_read_statements(),
             wildcard_reason="Read-only access to the objects of the weights bucket (every staged model).")
         # Its node plugin tolerates no taints by default: GPU nodes need it too. (The EFS
         # driver's node plugin tolerates every taint by default.)
         self.s3_addon = pod_identity_addon(
-            self, gpu_cluster=gpu_cluster, name="aws-mountpoint-s3-csi-driver",
+            self, cluster=cluster, pod_identity_agent=props.pod_identity_agent,
+            name="aws-mountpoint-s3-csi-driver",
             service_account=S3_DRIVER_SERVICE_ACCOUNT, role=s3_role,
             configuration={"node": {"tolerateAllTaints": True}})
 
@@ -70,18 +85,19 @@ class StorageDrivers(Construct):
             "known at run time and AWS keeps the tag-scoped statements in step with the "
             "driver.")
         self.ebs_addon = pod_identity_addon(
-            self, gpu_cluster=gpu_cluster, name="aws-ebs-csi-driver",
+            self, cluster=cluster, pod_identity_agent=props.pod_identity_agent,
+            name="aws-ebs-csi-driver",
             service_account=EBS_CONTROLLER_SERVICE_ACCOUNT, role=ebs_role)
 
         storage_classes = render(
             StorageClassesChart, "storage-classes",
-            props=StorageClassesProps(file_system_id=store.file_system.file_system_id),
+            props=StorageClassesProps(file_system_id=props.file_system.file_system_id),
         )
         self.storage_classes = eks.KubernetesManifest(
             self, "StorageClasses", cluster=cluster, manifest=storage_classes.to_json())
         self.storage_classes.node.add_dependency(self.efs_addon, self.ebs_addon)
 
-    def _efs_statements(self, store: ModelStore) -> list[iam.PolicyStatement]:
+    def _efs_statements(self) -> list[iam.PolicyStatement]:
         """AmazonEFSCSIDriverPolicy, narrowed to this environment's file system and
         access points. Creating a tagged access point is authorized twice: CreateAccessPoint
         on the file system and TagResource on the new access point."""
@@ -103,7 +119,7 @@ class StorageDrivers(Construct):
             ),
             iam.PolicyStatement(
                 sid="CreateAccessPoints", actions=["elasticfilesystem:CreateAccessPoint"],
-                resources=[store.file_system.file_system_arn], conditions=only_driver_tag),
+                resources=[self.props.file_system.file_system_arn], conditions=only_driver_tag),
             iam.PolicyStatement(
                 sid="TagNewAccessPoints", actions=["elasticfilesystem:TagResource"],
                 resources=[access_points],
@@ -115,10 +131,11 @@ class StorageDrivers(Construct):
                 conditions={"Null": {f"aws:ResourceTag/{ACCESS_POINT_TAG}": "false"}}),
         ]
 
-    def _s3_read_statements(self, store: ModelStore) -> list[iam.PolicyStatement]:
+    def _s3_read_statements(self) -> list[iam.PolicyStatement]:
+        bucket = self.props.bucket
         return [
             iam.PolicyStatement(sid="ListWeights", actions=["s3:ListBucket"],
-                                resources=[store.bucket.bucket_arn]),
+                                resources=[bucket.bucket_arn]),
             iam.PolicyStatement(sid="ReadWeights", actions=["s3:GetObject"],
-                                resources=[store.bucket.arn_for_objects("*")]),
+                                resources=[bucket.arn_for_objects("*")]),
         ]

@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -24,29 +25,31 @@ from ..k8s_charts.vllm_observability import VllmObservabilityChart, VllmObservab
 from ..models import DeploymentPlan
 from ..observability.alerts import AlertSettings
 from ..models.sources import ModelSource
-from ..nag import acknowledge
 from ..naming import pascal_case
-from .model_store import ModelStore
+from .model_store import model_prefix
 from .observability import PROMETHEUS_URL
 from .pod_identity import associate, pod_identity_role
+from .secret import manually_rotated_secret, random_alphanumeric
 
 
 @dataclass(frozen=True, kw_only=True)
 class VllmServiceProps:
-    cluster: eks.ICluster
-    vpc: ec2.IVpc
-    store: ModelStore
-    plan: DeploymentPlan
-    model_source: ModelSource
-    endpoint: EndpointConfig
-    region: str
+    cluster: eks.ICluster  # the manifests and Pod Identity associations go here
+    vpc: ec2.IVpc  # the load balancer's subnets in it may reach vLLM (NetworkPolicy)
+    bucket: s3.IBucket  # the weights bucket: staged under the model's prefix, read from there
+    hf_token_secret: secretsmanager.ISecret  # a Hugging Face token for gated models
+    plan: DeploymentPlan  # the model and its placement
+    model_source: ModelSource  # where vLLM loads weights from (S3 and EFS are staged first)
+    endpoint: EndpointConfig  # the Ingress's scheme, certificate, CIDRs and hostname
+    region: str  # the pods' AWS region (they cannot reach the instance metadata service)
     model_revision: str = "main"  # Hugging Face branch, tag or commit to stage
-    alerts: AlertSettings = field(default_factory=AlertSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)  # default: its own defaults
     min_replicas: int = 1  # KEDA, at least 1
-    max_replicas: int = 2
-    prometheus_url: str = PROMETHEUS_URL
+    max_replicas: int = 2  # KEDA's ceiling
+    prometheus_url: str = PROMETHEUS_URL  # KEDA's metrics source; default: the in-cluster one
     namespace: str = "inference"  # created by the inference-namespace chart
     # Applied before the service (the namespace, its policies and the cache claim).
+    # (): no ordering within the stack.
     after: tuple[Construct, ...] = ()
 
 
@@ -62,23 +65,19 @@ class VllmService(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, props: VllmServiceProps) -> None:
         super().__init__(scope, construct_id)
         self.props = props
-        model, store = props.plan.model, props.store
+        model, hf_token_secret = props.plan.model, props.hf_token_secret
         self.name = app_name(model.key)
         # IAM is scoped to the model; each revision is staged under its own prefix, so a
         # new revision never overwrites weights that running replicas were loaded from.
-        self.model_prefix = store.model_prefix(model.key)
+        self.model_prefix = model_prefix(model.key)
         self.weights_prefix = f"{self.model_prefix}{props.model_revision}/"
 
-        self.api_key = secretsmanager.Secret(
+        self.api_key = manually_rotated_secret(
             self, "ApiKey",
             description=f"API key of the vLLM endpoint serving {model.key} "
             "(Authorization: Bearer <key>)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True),
-        )
-        acknowledge(
-            self.api_key, "AwsSolutions::AwsSolutions-SMG4",
-            "The key is shared with API clients: rotating it is a coordinated change "
+            value=random_alphanumeric(48),
+            rotation="The key is shared with API clients: rotating it is a coordinated change "
             "(put-secret-value, then a rollout restart; no redeploy), described in the README.",
         )
 
@@ -86,20 +85,20 @@ class VllmService(Construct):
                                               write=False)
         self.api_key.grant_read(self.server_role)
         if props.model_source is ModelSource.HF:
-            store.hf_token_secret.grant_read(self.server_role)
+            hf_token_secret.grant_read(self.server_role)
         server_identity = self._associate("ServerPodIdentity", self.name, self.server_role)
 
         previous: tuple[Construct, ...] = props.after
         if props.model_source is not ModelSource.HF:
             self.stager_role = self._weights_role("StagerRole", f"Stages {model.key} weights",
                                                   write=True)
-            store.hf_token_secret.grant_read(self.stager_role)
+            hf_token_secret.grant_read(self.stager_role)
             stager_identity = self._associate("StagerPodIdentity", stager_name(model.key),
                                               self.stager_role)
             staging = render(WeightsStagingChart, "weights-staging", props=WeightsStagingProps(
                 model=model, model_source=props.model_source, region=props.region,
-                weights_bucket=store.bucket.bucket_name, model_prefix=self.weights_prefix,
-                hf_token_secret_arn=store.hf_token_secret.secret_arn,
+                weights_bucket=props.bucket.bucket_name, model_prefix=self.weights_prefix,
+                hf_token_secret_arn=hf_token_secret.secret_arn,
                 hf_revision=props.model_revision, namespace=props.namespace))
             self.staging = eks.KubernetesManifest(self, self._model_id("WeightsStaging"),
                                                   cluster=props.cluster,
@@ -146,16 +145,16 @@ class VllmService(Construct):
         return self.props.plan.model.chart_class or VllmChart
 
     def chart_props(self) -> VllmChartProps:
-        props, store = self.props, self.props.store
+        props = self.props
         endpoint = props.endpoint
         return VllmChartProps(
             plan=props.plan,
             model_source=props.model_source,
             region=props.region,
-            weights_bucket=store.bucket.bucket_name,
+            weights_bucket=props.bucket.bucket_name,
             model_prefix=self.weights_prefix,
             api_key_secret_arn=self.api_key.secret_arn,
-            hf_token_secret_arn=store.hf_token_secret.secret_arn,
+            hf_token_secret_arn=props.hf_token_secret.secret_arn,
             ingress=IngressSettings(scheme=endpoint.scheme.value,
                                     certificate_arn=endpoint.certificate_arn,
                                     allowed_cidrs=endpoint.allowed_cidrs),
@@ -181,7 +180,7 @@ class VllmService(Construct):
         return tuple(subnet.ipv4_cidr_block for subnet in subnets)
 
     def _read_weights_statements(self, *, write: bool) -> list[iam.PolicyStatement]:
-        bucket, prefix = self.props.store.bucket, self.model_prefix
+        bucket, prefix = self.props.bucket, self.model_prefix
         actions = ["s3:GetObject"]
         if write:
             actions += ["s3:PutObject", "s3:AbortMultipartUpload"]

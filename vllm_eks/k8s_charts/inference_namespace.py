@@ -20,7 +20,7 @@ MODEL_CACHE_CLAIM = "model-cache"
 
 @dataclass(frozen=True, kw_only=True)
 class InferenceNamespaceProps:
-    plan: DeploymentPlan
+    plan: DeploymentPlan  # published in the vllm-eks-plan ConfigMap
     namespace: str = "inference"  # one shared namespace for every served model
 
 

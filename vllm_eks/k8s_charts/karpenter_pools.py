@@ -20,13 +20,13 @@ GENERAL_POOL = "general"
 
 @dataclass(frozen=True, kw_only=True)
 class KarpenterPoolsProps:
-    cluster_name: str
+    cluster_name: str  # subnets and security groups are discovered by its tag
     node_role_name: str  # may be a CDK token; resolved in the template
-    plan: DeploymentPlan
-    availability_zones: tuple[str, ...]
+    plan: DeploymentPlan  # the GPU pool's instance types (the planned one and fallbacks)
+    availability_zones: tuple[str, ...]  # the zones both pools launch into
     gpu_limit: int  # nvidia.com/gpu the GPU pool may hold in total
     cpu_limit: int  # vCPUs the general pool may hold in total
-    gpu_data_volume_gib: int
+    gpu_data_volume_gib: int  # a GPU node's data volume: image, caches, one copy of the weights
     general_data_volume_gib: int = 100  # room for the vLLM image the staging Job uses
 
 

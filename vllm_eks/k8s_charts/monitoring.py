@@ -31,8 +31,8 @@ ALERTMANAGER_CONFIG_LABEL = {"vllm-eks.io/alertmanager-config": "true"}
 @dataclass(frozen=True, kw_only=True)
 class MonitoringProps:
     grafana_admin_secret_arn: str  # may be a CDK token
-    region: str
-    namespace: str = MONITORING_NAMESPACE
+    region: str  # of the secret, for Grafana's SecretProviderClass
+    namespace: str = MONITORING_NAMESPACE  # default: where kube-prometheus-stack runs
 
 
 class MonitoringChart(cdk8s.Chart):

@@ -10,26 +10,30 @@ import cdk8s
 from cdk8s_plus_35 import k8s
 from constructs import Construct
 
-from .. import versions
 from ..labels import GPU_TAINT_KEY
 from ..models import DeploymentPlan
 from ..models.profile import GIB
 from ..models.sources import ModelSource, startup_budget_seconds
 from ..vllm_cli import check_profile_args, check_server_args
 from .inference_namespace import MODEL_CACHE_CLAIM
+from .model_pods import (
+    EFS_MOUNT,
+    app_name,
+    efs_model_dir,
+    egress_to_aws_apis,
+    scripts_configmap,
+    stage_script_container,
+    vllm_image_container,
+)
 from .objects import secret_provider_class
-from .pod_security import container_security_context, pod_security_context
+from .pod_security import pod_security_context
 
 PORT = 8000
 PORT_NAME = "http"
 HEALTH_PATH = "/health"
 SECRETS_DIR = "/var/run/secrets/vllm-eks"
-SCRIPTS_DIR = "/opt/vllm-eks"
 CACHE_DIR = "/cache"
-EFS_MOUNT = "/models"
 SECRETS_STORE_DRIVER = "secrets-store.csi.k8s.io"
-POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"  # EKS Pod Identity agent (link-local)
-STAGE_SCRIPT = "stage_weights.py"
 
 # Draining: the preStop pause lets the load balancer deregister the pod before vLLM stops
 # taking requests; vLLM then finishes in-flight streams for up to SHUTDOWN_TIMEOUT.
@@ -43,25 +47,6 @@ NODE_SHARE = 0.75
 # Run:ai streamer: 16 concurrent S3 range reads, host buffer capped at 5 GiB.
 STREAMER_CONCURRENCY = 16
 STREAMER_MEMORY_LIMIT_BYTES = 5 * GIB
-
-
-def app_name(model_key: str, suffix: str = "") -> str:
-    """Kubernetes name of a model's objects (with an optional role suffix): a DNS-1035
-    label, so models never collide in the shared namespace."""
-    name = f"vllm-{model_key.replace('.', '-')}"
-    if suffix:
-        name = f"{name[:62 - len(suffix)].rstrip('-')}-{suffix}"
-    return name[:63].rstrip("-")
-
-
-def scripts_configmap(model_key: str) -> str:
-    """The ConfigMap (weights-staging chart) holding the staging script."""
-    return app_name(model_key, "scripts")
-
-
-def efs_model_dir(model_prefix: str) -> str:
-    """Where a staged model (revision) lives on the shared EFS volume."""
-    return f"{EFS_MOUNT}/{model_prefix.strip('/')}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,9 +255,8 @@ class VllmChart(cdk8s.Chart):
                          'if [ -n "$HF_TOKEN" ]; then export HF_TOKEN; fi')
         launcher = "; ".join(steps) + '; exec vllm serve "$@"'
         http = k8s.HttpGetAction(path=HEALTH_PATH, port=k8s.IntOrString.from_string(PORT_NAME))
-        return k8s.Container(
+        return vllm_image_container(
             name="vllm",
-            image=versions.VLLM_IMAGE,
             command=["/bin/sh", "-c", launcher, "vllm-serve"],
             args=self.server_args(),
             env=self.env(),
@@ -289,7 +273,6 @@ class VllmChart(cdk8s.Chart):
                                      failure_threshold=4),
             lifecycle=k8s.Lifecycle(pre_stop=k8s.LifecycleHandler(
                 sleep=k8s.SleepAction(seconds=PRE_STOP_SECONDS))),
-            security_context=container_security_context(),
             volume_mounts=self.volume_mounts(),
         )
 
@@ -315,29 +298,18 @@ class VllmChart(cdk8s.Chart):
         half-staged weights."""
         if self.props.model_source is ModelSource.HF:
             return []
-        env = [k8s.EnvVar(name="AWS_REGION", value=self.props.region),
-               k8s.EnvVar(name="WEIGHTS_BUCKET", value=self.props.weights_bucket),
-               k8s.EnvVar(name="MODEL_PREFIX", value=self.props.model_prefix),
-               k8s.EnvVar(name="HOME", value="/tmp")]
-        mounts = [k8s.VolumeMount(name="scripts", mount_path=SCRIPTS_DIR, read_only=True),
-                  k8s.VolumeMount(name="tmp", mount_path="/tmp")]
+        env = {"AWS_REGION": self.props.region,
+               "WEIGHTS_BUCKET": self.props.weights_bucket,
+               "MODEL_PREFIX": self.props.model_prefix,
+               "HOME": "/tmp"}
+        mounts = [k8s.VolumeMount(name="tmp", mount_path="/tmp")]
         if self.props.model_source is ModelSource.EFS:
-            env.append(k8s.EnvVar(name="EFS_MODEL_DIR",
-                                  value=efs_model_dir(self.props.model_prefix)))
+            env["EFS_MODEL_DIR"] = efs_model_dir(self.props.model_prefix)
             mounts.append(k8s.VolumeMount(name="model-cache", mount_path=EFS_MOUNT,
                                           read_only=True))
-        return [k8s.Container(
-            name="wait-for-weights",
-            image=versions.VLLM_IMAGE,  # already pulled for vLLM itself
-            command=["python3", f"{SCRIPTS_DIR}/{STAGE_SCRIPT}", "wait"],
-            env=env,
-            resources=k8s.ResourceRequirements(
-                requests={"cpu": k8s.Quantity.from_string("100m"),
-                          "memory": k8s.Quantity.from_string("256Mi")},
-                limits={"memory": k8s.Quantity.from_string("512Mi")}),
-            security_context=container_security_context(),
-            volume_mounts=mounts,
-        )]
+        return [stage_script_container(name="wait-for-weights", mode="wait", env=env,
+                                       cpu="100m", memory="256Mi", memory_limit="512Mi",
+                                       volume_mounts=mounts)]
 
     def pod_spec(self) -> k8s.PodSpec:
         selector = k8s.LabelSelector(match_labels=self.app_labels)
@@ -483,18 +455,3 @@ class VllmChart(cdk8s.Chart):
             ),
         )
 
-
-def egress_to_aws_apis() -> list[k8s.NetworkPolicyEgressRule]:
-    """HTTPS out (S3 through the gateway endpoint, Secrets Manager, STS, Hugging Face)
-    and the node-local EKS Pod Identity agent that hands out credentials. DNS is allowed
-    for the whole namespace by the namespace chart."""
-    return [
-        k8s.NetworkPolicyEgressRule(
-            to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr="0.0.0.0/0"))],
-            ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(443),
-                                         protocol="TCP")]),
-        k8s.NetworkPolicyEgressRule(
-            to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=POD_IDENTITY_AGENT_CIDR))],
-            ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(80),
-                                         protocol="TCP")]),
-    ]

@@ -11,22 +11,23 @@ from .. import metrics as m
 from ..observability.alerts import AlertSettings, serving_rule_groups
 from .monitoring import MONITORING_NAMESPACE, PROMETHEUS_SELECTOR_LABELS
 from .objects import custom_resource
-from .vllm import PORT_NAME, app_name
+from .model_pods import app_name
+from .vllm import PORT_NAME
 
 SCRAPE_INTERVAL = "15s"
 
 
 @dataclass(frozen=True, kw_only=True)
 class VllmObservabilityProps:
-    model_key: str
+    model_key: str  # names the objects and selects the model's pods
     served_name: str  # the model_name label of the model's vLLM metrics
-    prometheus_url: str
-    alerts: AlertSettings
+    prometheus_url: str  # KEDA's Prometheus triggers query it
+    alerts: AlertSettings  # SLO and thresholds of the alert rules
     min_replicas: int = 1  # at least 1 (see config.AutoscalingConfig)
-    max_replicas: int = 2
+    max_replicas: int = 2  # KEDA's ceiling
     waiting_per_replica: int = 4  # target queue length per replica (KEDA AverageValue)
     kv_cache_target: float = 0.85  # scale out before the KV cache forces preemptions
-    namespace: str = "inference"
+    namespace: str = "inference"  # the model's namespace (the inference-namespace chart's)
 
 
 class VllmObservabilityChart(cdk8s.Chart):

@@ -17,16 +17,16 @@ from ..models import ModelProfile
 from ..models.profile import GIB
 from ..models.sources import ModelSource
 from .inference_namespace import MODEL_CACHE_CLAIM
-from .pod_security import container_security_context, pod_security_context
-from .vllm import (
+from .model_pods import (
     EFS_MOUNT,
-    SCRIPTS_DIR,
     STAGE_SCRIPT,
     app_name,
     efs_model_dir,
     egress_to_aws_apis,
     scripts_configmap,
+    stage_script_container,
 )
+from .pod_security import pod_security_context
 
 # One shard at a time passes through local disk (safetensors shards are <= ~10 GB).
 SCRATCH_GIB = 20
@@ -112,8 +112,7 @@ class WeightsStagingChart(cdk8s.Chart):
             "TMPDIR": "/scratch",
             "HF_HUB_DISABLE_TELEMETRY": "1",
         }
-        mounts = [k8s.VolumeMount(name="scripts", mount_path=SCRIPTS_DIR, read_only=True),
-                  k8s.VolumeMount(name="scratch", mount_path="/scratch")]
+        mounts = [k8s.VolumeMount(name="scratch", mount_path="/scratch")]
         volumes = [
             k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
                 name=scripts_configmap(props.model.key))),
@@ -148,18 +147,9 @@ class WeightsStagingChart(cdk8s.Chart):
                                     key=NODE_ROLE_LABEL, operator="In",
                                     values=["system", "general"]),
                             ])]))),
-                    containers=[k8s.Container(
-                        name="stage",
-                        image=versions.VLLM_IMAGE,  # python3, huggingface_hub and boto3
-                        command=["python3", f"{SCRIPTS_DIR}/{STAGE_SCRIPT}", "stage"],
-                        env=[k8s.EnvVar(name=k, value=v) for k, v in env.items()],
-                        resources=k8s.ResourceRequirements(
-                            requests={"cpu": k8s.Quantity.from_string("1"),
-                                      "memory": k8s.Quantity.from_string("4Gi")},
-                            limits={"memory": k8s.Quantity.from_string("8Gi")}),
-                        security_context=container_security_context(),
-                        volume_mounts=mounts,
-                    )],
+                    containers=[stage_script_container(
+                        name="stage", mode="stage", env=env, cpu="1", memory="4Gi",
+                        memory_limit="8Gi", volume_mounts=mounts)],
                     volumes=volumes,
                 ),
             ),

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .profile import GIB
-
 PRICES_CHECKED = "2026-11"
 PRICE_REGION = "us-east-1"
 
@@ -61,10 +59,6 @@ class GpuInstance:
     @property
     def family(self) -> str:
         return self.instance_type.split(".", 1)[0]
-
-    @property
-    def gpu_memory_gib(self) -> float:
-        return self.gpu.memory_bytes / GIB
 
 
 def _family(

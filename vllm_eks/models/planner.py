@@ -134,11 +134,6 @@ class DeploymentPlan:
         return self.chosen.tensor_parallel
 
     @property
-    def replicas_per_node(self) -> int:
-        """vLLM replicas one node of the chosen type holds (GPUs / TP)."""
-        return self.chosen.instance.gpu_count // self.chosen.tensor_parallel
-
-    @property
     def max_model_len(self) -> int:
         return self.chosen.max_model_len
 

@@ -7,19 +7,30 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from ..config import EnvironmentConfig
-from ..constructs import GpuCluster, GpuClusterProps
-from ..constructs.alb_controller import AlbController
-from ..constructs.karpenter import Karpenter, KarpenterProps
+from ..constructs import (
+    AlbController,
+    AlbControllerProps,
+    GpuCluster,
+    GpuClusterProps,
+    Karpenter,
+    KarpenterProps,
+    Observability,
+    ObservabilityProps,
+    SecretsStoreCsi,
+    SecretsStoreCsiProps,
+    StorageDrivers,
+    StorageDriversProps,
+)
 from ..constructs.model_store import ModelStore
-from ..constructs.observability import GRAFANA_SERVICE, Observability, ObservabilityProps
+from ..constructs.observability import GRAFANA_SERVICE
 from ..k8s_charts.monitoring import MONITORING_NAMESPACE
-from ..constructs.secrets_store import SecretsStoreCsi
-from ..constructs.storage_drivers import StorageDrivers, StorageDriversProps
 
 
 class ClusterStack(cdk.Stack):
     """The GpuCluster and everything cluster-wide: Karpenter, the storage drivers and
-    StorageClass, the Secrets Store CSI driver, the AWS Load Balancer Controller."""
+    StorageClass, the Secrets Store CSI driver, the AWS Load Balancer Controller and
+    Observability. It wires them: each construct gets the cluster, the add-ons it waits
+    for and the store's resources it uses."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  vpc: ec2.IVpc, store: ModelStore, **kwargs) -> None:
@@ -29,25 +40,39 @@ class ClusterStack(cdk.Stack):
             "GpuCluster",
             props=GpuClusterProps(vpc=vpc, config=config.cluster, plan=config.plan),
         )
+        cluster = self.gpu_cluster.cluster
+        cluster_name = config.cluster.name
+        pod_identity_agent = self.gpu_cluster.pod_identity_addon
+        core_dns = self.gpu_cluster.coredns_addon
         self.karpenter = Karpenter(
             self,
             "Karpenter",
             props=KarpenterProps(
-                gpu_cluster=self.gpu_cluster, plan=config.plan,
+                cluster=cluster, cluster_name=cluster_name,
+                pod_identity_agent=pod_identity_agent, core_dns=core_dns, plan=config.plan,
                 availability_zones=config.network.availability_zones,
                 gpu_limit=config.gpu_limit, cpu_limit=config.cluster.cpu_limit,
             ),
         )
         self.storage = StorageDrivers(
             self, "StorageDrivers",
-            props=StorageDriversProps(gpu_cluster=self.gpu_cluster, store=store),
+            props=StorageDriversProps(
+                cluster=cluster, pod_identity_agent=pod_identity_agent, bucket=store.bucket,
+                file_system=store.file_system,
+                file_system_security_group=store.file_system_security_group,
+            ),
         )
-        self.secrets_store = SecretsStoreCsi(self, "SecretsStoreCsi",
-                                             cluster=self.gpu_cluster.cluster,
-                                             region=config.region)
-        self.alb_controller = AlbController(self, "AlbController",
-                                            gpu_cluster=self.gpu_cluster, vpc=vpc,
-                                            region=config.region)
+        self.secrets_store = SecretsStoreCsi(
+            self, "SecretsStoreCsi",
+            props=SecretsStoreCsiProps(cluster=cluster, region=config.region),
+        )
+        self.alb_controller = AlbController(
+            self, "AlbController",
+            props=AlbControllerProps(
+                cluster=cluster, cluster_name=cluster_name, vpc=vpc, region=config.region,
+                pod_identity_agent=pod_identity_agent, core_dns=core_dns,
+            ),
+        )
         # Helm installs run one after another: parallel releases through one kubectl
         # provider contend for the same Lambda and slow every deploy down.
         self.secrets_store.driver.node.add_dependency(self.karpenter.controller)
@@ -55,13 +80,13 @@ class ClusterStack(cdk.Stack):
         self.observability = Observability(
             self, "Observability",
             props=ObservabilityProps(
-                gpu_cluster=self.gpu_cluster, config=config.observability,
+                cluster=cluster, pod_identity_agent=pod_identity_agent,
+                config=config.observability,
                 region=config.region, vpc_cidr=config.network.cidr,
                 after=(self.storage.storage_classes, self.secrets_store.provider,
                        self.alb_controller.chart),
             ),
         )
-        cluster = self.gpu_cluster.cluster
         cdk.CfnOutput(
             self, "GrafanaAdminSecretArn",
             value=self.observability.grafana_admin.secret_arn,

@@ -58,8 +58,8 @@ def build_environment(
         description="vllm-eks cluster: EKS, Bottlerocket system and GPU node groups, add-ons",
     )
     prod = ProdStack(
-        scope, PROD_STACK_ID, config=config, **options(), cluster=cluster,
-        store=model_store.store, vpc=network.network.vpc,
+        scope, PROD_STACK_ID, config=config, **options(),
+        cluster=cluster.gpu_cluster.cluster, store=model_store.store, vpc=network.network.vpc,
         description=f"vllm-eks workloads: serving {config.plan.model.key}",
     )
     # Explicit, so `cdk deploy VllmProdStack` deploys everything even where no reference

@@ -14,17 +14,15 @@ from ..constructs.smoke_test import SmokeTest, SmokeTestProps
 from ..constructs.vllm_service import VllmService, VllmServiceProps
 from ..k8s_charts import InferenceNamespaceChart, InferenceNamespaceProps, render
 from ..observability.alerts import AlertSettings
-from .cluster_stack import ClusterStack
 
 
 class ProdStack(cdk.Stack):
     """Applies the Kubernetes workloads (cdk8s charts) to the cluster: the inference
-    namespace, then the model's VllmService."""
+    namespace, then the model's VllmService and its SmokeTest."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 cluster: ClusterStack, store: ModelStore, vpc: ec2.IVpc, **kwargs) -> None:
+                 cluster: eks.ICluster, store: ModelStore, vpc: ec2.IVpc, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        eks_cluster = cluster.gpu_cluster.cluster
         plan = config.plan
         namespace_chart = render(
             InferenceNamespaceChart,
@@ -34,13 +32,14 @@ class ProdStack(cdk.Stack):
         namespace = eks.KubernetesManifest(
             self,
             "InferenceNamespace",
-            cluster=eks_cluster,
+            cluster=cluster,
             manifest=namespace_chart.to_json(),
         )
         self.service = VllmService(
             self, "VllmService",
             props=VllmServiceProps(
-                cluster=eks_cluster, vpc=vpc, store=store, plan=plan,
+                cluster=cluster, vpc=vpc, bucket=store.bucket,
+                hf_token_secret=store.hf_token_secret, plan=plan,
                 model_source=config.model_source, endpoint=config.endpoint,
                 region=config.region, model_revision=config.model_revision,
                 alerts=AlertSettings(ttft_slo_seconds=config.observability.ttft_slo_seconds),

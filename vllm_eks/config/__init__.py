@@ -1,0 +1,40 @@
+"""Typed configuration of one environment, and its parsing from CDK context.
+
+`app.py` is the only place that reads context; it hands the raw values to
+`EnvironmentConfig.from_context`, which validates every key and fails at synth time
+with a message that names the key, the bad value and the fix. A pipeline stage builds
+the same `EnvironmentConfig` from its committed settings instead.
+
+    environment.py  the dataclasses (their defaults are the -c defaults)
+    options.py      every -c key with its default and meaning (the README's table)
+    context.py      parsing and validation of the -c values
+"""
+
+from .environment import (
+    AutoscalingConfig,
+    ClusterConfig,
+    ConfigError,
+    EndpointConfig,
+    EndpointScheme,
+    EnvironmentConfig,
+    NetworkConfig,
+    ObservabilityConfig,
+    resolved_gpu_limit,
+)
+from .options import CONTEXT_KEYS, CONTEXT_OPTIONS, DEFAULT_PIPELINE_CONFIG, ContextOption
+
+__all__ = [
+    "AutoscalingConfig",
+    "CONTEXT_KEYS",
+    "CONTEXT_OPTIONS",
+    "ClusterConfig",
+    "ConfigError",
+    "ContextOption",
+    "DEFAULT_PIPELINE_CONFIG",
+    "EndpointConfig",
+    "EndpointScheme",
+    "EnvironmentConfig",
+    "NetworkConfig",
+    "ObservabilityConfig",
+    "resolved_gpu_limit",
+]

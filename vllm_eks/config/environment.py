@@ -1,0 +1,145 @@
+"""The typed configuration of one environment: what the stacks are built from.
+
+Each dataclass default is the default of its `-c` key: the parser and the README's
+options table read it from here, so it is stated once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import DeploymentPlan
+from ..models.sources import ModelSource
+
+
+class ConfigError(ValueError):
+    """A context value is malformed or inconsistent."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """The VPC: CIDR, the three AZs it spans, and how many NAT gateways."""
+
+    cidr: str = "10.0.0.0/16"
+    availability_zones: tuple[str, ...] = ("us-east-1a", "us-east-1b", "us-east-1c")
+    nat_gateways: int = 3  # one per AZ: an AZ outage does not cut the others' egress
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """The EKS cluster and its managed node groups."""
+
+    name: str = "vllm-eks"
+    # Empty: the API endpoint is private only (reachable from the VPC).
+    api_allowed_cidrs: tuple[str, ...] = ()
+    admin_role_arn: str | None = None  # None: only the deploying CloudFormation role is admin
+    system_instance_type: str = "m7i.xlarge"
+    # One per AZ: monitoring keeps its data on zonal EBS volumes, and a volume's pod can
+    # only run in that volume's zone.
+    system_nodes: int = 3
+    gpu_nodes_min: int = 1
+    gpu_nodes_max: int = 2
+    gpu_limit: int | None = None  # Karpenter GPU pool limit; None: two planned nodes' GPUs
+    cpu_limit: int = 64  # Karpenter general pool limit, vCPUs
+
+
+class EndpointScheme(enum.Enum):
+    """Where the load balancer in front of vLLM is reachable from."""
+
+    INTERNAL = "internal"  # from the VPC (and peered networks / VPN) only
+    INTERNET_FACING = "internet-facing"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointConfig:
+    """The HTTPS endpoint (an ALB) in front of the vLLM service."""
+
+    scheme: EndpointScheme = EndpointScheme.INTERNAL
+    certificate_arn: str | None = None  # None: HTTP only, allowed for internal endpoints
+    allowed_cidrs: tuple[str, ...] = ()  # () with INTERNAL: the VPC CIDR
+    # The name clients use (a CNAME/alias to the ALB you manage); None: the ALB's own DNS
+    # name. With HTTPS it must match the certificate, or TLS clients refuse the endpoint.
+    hostname: str | None = None
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObservabilityConfig:
+    """Prometheus, Grafana and the SLO the alerts watch."""
+
+    retention_days: int = 15
+    storage_gib: int = 100
+    ttft_slo_seconds: float = 0.4
+    cloudwatch: bool = False
+    grafana_alb: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoscalingConfig:
+    """KEDA scaling of the vLLM Deployment on its queue."""
+
+    # At least 1: the scaling signals are vLLM's own metrics, which do not exist while no
+    # replica runs, so nothing could wake a model scaled to zero.
+    min_replicas: int = 1
+    max_replicas: int = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig:
+    """Everything one environment (a CLI deploy or a pipeline stage) is built from."""
+
+    plan: DeploymentPlan
+    account: str | None = None  # None: resolved by the CLI from its credentials
+    region: str = "us-east-1"
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    model_source: ModelSource = ModelSource.S3
+    model_revision: str = "main"
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    autoscaling: AutoscalingConfig = field(default_factory=AutoscalingConfig)
+    # The pipeline's (tooling) account, allowed to invoke the smoke test; None for CLI.
+    smoke_test_invoker_account: str | None = None
+
+    def with_smoke_test_invoker(self, account: str) -> "EnvironmentConfig":
+        return dataclasses.replace(self, smoke_test_invoker_account=account)
+
+    @property
+    def gpu_limit(self) -> int:
+        """nvidia.com/gpu Karpenter's GPU pool may hold: as configured, or two nodes of
+        the planned instance type."""
+        return resolved_gpu_limit(self.cluster, self.plan)
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> "EnvironmentConfig":
+        """Build and validate a config from a context getter (`node.try_get_context`)."""
+        # Imported here: the parser builds this class, so it imports this module.
+        from .context import parse_context
+
+        return parse_context(get)
+
+
+def resolved_gpu_limit(cluster: ClusterConfig, plan: DeploymentPlan) -> int:
+    """Karpenter's GPU pool limit: as configured, or two nodes of the planned type."""
+    if cluster.gpu_limit is not None:
+        return cluster.gpu_limit
+    return 2 * plan.chosen.instance.gpu_count
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default of dataclass field `name` of `cls` (a factory is called)."""
+    for each in dataclasses.fields(cls):
+        if each.name == name:
+            if each.default is not dataclasses.MISSING:
+                return each.default
+            if each.default_factory is not dataclasses.MISSING:
+                return each.default_factory()
+            raise KeyError(f"{cls.__name__}.{name} has no default")
+    raise KeyError(f"{cls.__name__} has no field {name!r}")

@@ -1,0 +1,229 @@
+"""The `-c` keys: each key's default and meaning (the README's options table is generated
+from `CONTEXT_OPTIONS`: `python -m vllm_eks options-table`), and how a value is read.
+
+A default that is a dataclass default (environment.py) or a planner constant is rendered
+from it, never written out again here.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..models import DEFAULT_MODEL_KEY
+from ..models.planner import (
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_MIN_CONCURRENCY,
+    MIN_MODEL_LEN,
+    PlanRequest,
+)
+from .environment import (
+    AutoscalingConfig,
+    ClusterConfig,
+    ConfigError,
+    EndpointConfig,
+    EnvironmentConfig,
+    NetworkConfig,
+    ObservabilityConfig,
+    field_default,
+)
+
+# Without -c availability_zones: <region>a, <region>b, <region>c.
+DEFAULT_ZONE_SUFFIXES = ("a", "b", "c")
+MIN_SYSTEM_NODES = 2
+DEFAULT_PIPELINE_CONFIG = "pipeline.json"
+
+
+@dataclass(frozen=True)
+class ContextOption:
+    """One `-c` key: its default and its meaning, both Markdown (a README table row)."""
+
+    key: str
+    default: str
+    meaning: str
+
+
+def _code(value: Any) -> str:
+    """A default value as the user types it, in Markdown code."""
+    if isinstance(value, bool):
+        value = str(value).lower()
+    elif isinstance(value, enum.Enum):
+        value = value.value
+    return f"`{value}`"
+
+
+_CLUSTER = ClusterConfig()
+_NETWORK = NetworkConfig()
+_OBSERVABILITY = ObservabilityConfig()
+_AUTOSCALING = AutoscalingConfig()
+
+CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
+    ContextOption("model", _code(DEFAULT_MODEL_KEY), "catalog key of the model to serve"),
+    ContextOption("instance_type", "planner's choice",
+                  "pin the GPU instance type (must be in the catalog)"),
+    ContextOption("tensor_parallel", "planner's choice",
+                  "pin the tensor-parallel size; must divide the attention heads"),
+    ContextOption("max_model_len", "the model's default",
+                  f"context length to serve (at least {MIN_MODEL_LEN}, at most the model's "
+                  "limit)"),
+    ContextOption("min_concurrency", _code(DEFAULT_MIN_CONCURRENCY),
+                  "sequences at full context the KV cache must hold"),
+    ContextOption("gpu_memory_utilization", _code(f"{DEFAULT_GPU_MEMORY_UTILIZATION:.2f}"),
+                  "fraction of GPU memory vLLM may use"),
+    ContextOption("capacity", _code(field_default(PlanRequest, "capacity")),
+                  "GPU capacity: `on-demand` or `spot`"),
+    ContextOption("account", "the CLI's credentials", "12-digit AWS account ID"),
+    ContextOption("region", _code(field_default(EnvironmentConfig, "region")), "AWS region"),
+    ContextOption("availability_zones", _code("<region>" + ",".join(DEFAULT_ZONE_SUFFIXES)),
+                  "three AZ names in the region"),
+    ContextOption("vpc_cidr", _code(_NETWORK.cidr),
+                  "VPC CIDR, a /16 (three /19s for nodes and pods, /24s for load balancers)"),
+    ContextOption("nat_gateways", _code(_NETWORK.nat_gateways),
+                  "NAT gateways: one per AZ; `1` for dev"),
+    ContextOption("cluster_name", _code(_CLUSTER.name), "EKS cluster name"),
+    ContextOption("api_allowed_cidrs", "none (private only)",
+                  "comma-separated CIDRs allowed to reach the public API endpoint"),
+    ContextOption("admin_role_arn", "none",
+                  "IAM role given cluster-admin through an EKS access entry"),
+    ContextOption("system_instance_type", _code(_CLUSTER.system_instance_type),
+                  "system node group instance type"),
+    ContextOption("system_nodes", _code(_CLUSTER.system_nodes),
+                  f"system node group size (at least {MIN_SYSTEM_NODES}; default one per AZ, "
+                  "so the zonal Prometheus and Alertmanager volumes always have a node in "
+                  "their zone; it may grow to twice that)"),
+    ContextOption("gpu_nodes_min", _code(_CLUSTER.gpu_nodes_min),
+                  "GPU node group minimum (and desired) size; `0` allowed"),
+    ContextOption("gpu_nodes_max", _code(_CLUSTER.gpu_nodes_max), "GPU node group maximum size"),
+    ContextOption("gpu_limit", "two nodes' worth",
+                  "total `nvidia.com/gpu` Karpenter's GPU pool may add (at least one node's "
+                  "GPUs)"),
+    ContextOption("cpu_limit", _code(_CLUSTER.cpu_limit),
+                  "total vCPUs of Karpenter's general CPU pool"),
+    ContextOption("prometheus_retention_days", _code(_OBSERVABILITY.retention_days),
+                  "days Prometheus keeps metrics (its volume also caps at 85 % of its size)"),
+    ContextOption("prometheus_storage_gib", _code(_OBSERVABILITY.storage_gib),
+                  "Prometheus volume (encrypted gp3)"),
+    ContextOption("ttft_slo_ms", _code(f"{_OBSERVABILITY.ttft_slo_seconds * 1000:g}"),
+                  "time-to-first-token p95 target the SLO alerts watch"),
+    ContextOption("min_replicas", _code(_AUTOSCALING.min_replicas),
+                  "fewest vLLM replicas KEDA keeps (at least 1: see \"Autoscaling\")"),
+    ContextOption("max_replicas", _code(_AUTOSCALING.max_replicas),
+                  "most vLLM replicas KEDA runs (each needs its GPUs: Karpenter adds nodes up "
+                  "to `gpu_limit`)"),
+    ContextOption("cloudwatch", _code(_OBSERVABILITY.cloudwatch),
+                  "`true` adds the `amazon-cloudwatch-observability` add-on (Container "
+                  "Insights)"),
+    ContextOption("grafana_alb", _code(_OBSERVABILITY.grafana_alb),
+                  "`true` puts Grafana behind an internal ALB (default: port-forward)"),
+    ContextOption("pipeline", _code(False),
+                  "`true` synthesizes the delivery pipeline `VllmPipelineStack` instead of the "
+                  "CLI stacks (see \"Promote through accounts\")"),
+    ContextOption("pipeline_config", _code(DEFAULT_PIPELINE_CONFIG),
+                  "path of the pipeline's configuration"),
+    ContextOption("model_revision", _code(field_default(EnvironmentConfig, "model_revision")),
+                  "Hugging Face branch, tag or commit to stage and serve; each revision gets "
+                  "its own S3 prefix"),
+    ContextOption("model_source", _code(field_default(EnvironmentConfig, "model_source")),
+                  "where vLLM loads weights from: `s3` (staged once, streamed), `efs` "
+                  "(staged, then synced to EFS) or `hf` (downloaded at every start); see below"),
+    ContextOption("endpoint_scheme", _code(EndpointConfig().scheme),
+                  "load balancer scheme: `internal` (reachable from the VPC) or "
+                  "`internet-facing`"),
+    ContextOption("certificate_arn", "none (HTTP)",
+                  "ACM certificate of the endpoint's region: HTTPS on 443, HTTP redirected; "
+                  "required for `internet-facing`"),
+    ContextOption("endpoint_hostname", "the ALB's DNS name",
+                  "the DNS name clients use (your CNAME/alias to the `LoadBalancerDnsName` "
+                  "output); with HTTPS it must match the certificate"),
+    ContextOption("endpoint_allowed_cidrs", "the VPC CIDR",
+                  "comma-separated client CIDRs the load balancer accepts; required for "
+                  "`internet-facing` (`0.0.0.0/0` to open it)"),
+)
+
+# Every key `-c` accepts, with its meaning.
+CONTEXT_KEYS: dict[str, str] = {option.key: option.meaning for option in CONTEXT_OPTIONS}
+
+
+class ContextReader:
+    """Reads context values, which are strings from `-c` and JSON values from cdk.json."""
+
+    def __init__(self, get: Callable[[str], Any]):
+        self._get = get
+
+    def raw(self, key: str) -> Any:
+        if key not in CONTEXT_KEYS:  # a guard for our own code, not user input
+            raise KeyError(f"context key {key!r} is not declared in CONTEXT_OPTIONS")
+        value = self._get(key)
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self.raw(key)
+        return default if value is None else str(value)
+
+    def integer(self, key: str, default: int | None, *, minimum: int = 1) -> int | None:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not re.fullmatch(r"\d+", str(value)):
+            raise ConfigError(
+                f"-c {key}={value!r} is not a whole number; pass e.g. -c {key}="
+                f"{default if default is not None else minimum}"
+            )
+        number = int(str(value))
+        if number < minimum:
+            raise ConfigError(f"-c {key}={number} must be at least {minimum}")
+        return number
+
+    def fraction(self, key: str, default: float) -> float:
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"-c {key}={value!r} is not a number; pass a fraction such as -c {key}={default}"
+            ) from None
+        if not 0 < number < 1:
+            raise ConfigError(f"-c {key}={number} must be between 0 and 1, e.g. {default}")
+        return number
+
+    def number(self, key: str, default: float) -> float:
+        """A positive number (context strings or JSON numbers)."""
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            number = float(value) if not isinstance(value, bool) else float("nan")
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not number > 0 or number == float("inf"):
+            raise ConfigError(
+                f"-c {key}={value!r} is not a positive number; pass e.g. -c {key}={default:g}"
+            )
+        return number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("true", "yes", "1"):
+            return True
+        if text in ("false", "no", "0"):
+            return False
+        raise ConfigError(f"-c {key}={value!r} is not true or false; pass -c {key}=true")
+
+    def string_list(self, key: str) -> tuple[str, ...]:
+        value = self.raw(key)
+        if value is None:
+            return ()
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        return tuple(str(item).strip() for item in items if str(item).strip())

@@ -1,0 +1,80 @@
+"""What a model's pods share, the vLLM server's and its weights-staging Job's: object
+names, mount paths, the vLLM-image container under the restricted securityContext, and
+the egress every one of them needs."""
+
+from __future__ import annotations
+
+from cdk8s_plus_35 import k8s
+
+from .. import versions
+from .pod_security import container_security_context
+
+SCRIPTS_DIR = "/opt/vllm-eks"
+EFS_MOUNT = "/models"
+STAGE_SCRIPT = "stage_weights.py"
+POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"  # EKS Pod Identity agent (link-local)
+
+
+def app_name(model_key: str, suffix: str = "") -> str:
+    """Kubernetes name of a model's objects (with an optional role suffix): a DNS-1035
+    label, so models never collide in the shared namespace."""
+    name = f"vllm-{model_key.replace('.', '-')}"
+    if suffix:
+        name = f"{name[:62 - len(suffix)].rstrip('-')}-{suffix}"
+    return name[:63].rstrip("-")
+
+
+def scripts_configmap(model_key: str) -> str:
+    """The ConfigMap (weights-staging chart) holding the staging script."""
+    return app_name(model_key, "scripts")
+
+
+def efs_model_dir(model_prefix: str) -> str:
+    """Where a staged model (revision) lives on the shared EFS volume."""
+    return f"{EFS_MOUNT}/{model_prefix.strip('/')}"
+
+
+def vllm_image_container(*, name: str, command: list[str], env: list[k8s.EnvVar],
+                         resources: k8s.ResourceRequirements,
+                         volume_mounts: list[k8s.VolumeMount], **options) -> k8s.Container:
+    """A container of the pinned vLLM image (python3, huggingface_hub and boto3 come with
+    it, and a node that serves has already pulled it) under the restricted
+    securityContext; `options` are further `k8s.Container` fields (args, ports, probes)."""
+    return k8s.Container(name=name, image=versions.VLLM_IMAGE, command=command, env=env,
+                         resources=resources, security_context=container_security_context(),
+                         volume_mounts=volume_mounts, **options)
+
+
+def stage_script_container(*, name: str, mode: str, env: dict[str, str], cpu: str,
+                           memory: str, memory_limit: str,
+                           volume_mounts: list[k8s.VolumeMount]) -> k8s.Container:
+    """The staging script run in `mode`: `stage` (the Job) or `wait` (vLLM's init
+    container). It is mounted under SCRIPTS_DIR from the pod's `scripts` volume (the
+    model's scripts ConfigMap), ahead of `volume_mounts`."""
+    scripts = k8s.VolumeMount(name="scripts", mount_path=SCRIPTS_DIR, read_only=True)
+    return vllm_image_container(
+        name=name,
+        command=["python3", f"{SCRIPTS_DIR}/{STAGE_SCRIPT}", mode],
+        env=[k8s.EnvVar(name=key, value=value) for key, value in env.items()],
+        resources=k8s.ResourceRequirements(
+            requests={"cpu": k8s.Quantity.from_string(cpu),
+                      "memory": k8s.Quantity.from_string(memory)},
+            limits={"memory": k8s.Quantity.from_string(memory_limit)}),
+        volume_mounts=[scripts, *volume_mounts],
+    )
+
+
+def egress_to_aws_apis() -> list[k8s.NetworkPolicyEgressRule]:
+    """HTTPS out (S3 through the gateway endpoint, Secrets Manager, STS, Hugging Face)
+    and the node-local EKS Pod Identity agent that hands out credentials. DNS is allowed
+    for the whole namespace by the namespace chart."""
+    return [
+        k8s.NetworkPolicyEgressRule(
+            to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr="0.0.0.0/0"))],
+            ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(443),
+                                         protocol="TCP")]),
+        k8s.NetworkPolicyEgressRule(
+            to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=POD_IDENTITY_AGENT_CIDR))],
+            ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(80),
+                                         protocol="TCP")]),
+    ]
