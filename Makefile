@@ -16,7 +16,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup synth test bench mutation clean
+.PHONY: setup synth test bench preflight mutation clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -31,13 +31,21 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 synth: setup
-	$(CDK) synth --all --quiet --no-notices $(ARGS)
+	$(CDK) synth --quiet --no-notices $(ARGS)
 
 test: setup
 	$(PY) -m pytest $(ARGS)
 
 bench: setup
 	$(PY) scripts/bench_synth.py $(ARGS)
+
+# Read-only checks of the real AWS account (quotas, AZ offerings, bootstrap, AMI, add-ons,
+# certificate, admin role) before a deploy; the only target that uses credentials, e.g.
+#   make preflight ARGS="--model deepseek-r1 --region us-west-2"
+# Needs only the Python setup. Instance metadata is allowed again here, so an instance or
+# container role works as credentials (see docs/preflight.md).
+preflight: $(PY_STAMP)
+	env -u AWS_EC2_METADATA_DISABLED $(PY) -m vllm_eks preflight $(ARGS)
 
 # Single-line breakages of product code, each of which a targeted test must catch (slow:
 # minutes; not part of `make test`).

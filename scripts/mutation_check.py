@@ -160,6 +160,28 @@ MUTATIONS: tuple[Mutation, ...] = (
         '"AmazonSSMManagedInstanceCore", "AdministratorAccess",  # Bottlerocket',
         ("tests/test_iam.py",),
     ),
+    # -- day 2: what the real account and Helm do ---------------------------------------
+    Mutation(
+        "dcgm-exporter-keeps-the-charts-sys-admin",
+        "vllm_eks/constructs/observability.py",
+        '"capabilities": {"add": [], "drop": ["ALL"]}},',
+        '"capabilities": {"drop": ["ALL"]}},',
+        ("tests/test_observability.py",),
+    ),
+    Mutation(
+        "staging-job-evicted-by-consolidation",
+        "vllm_eks/k8s_charts/weights_staging.py",
+        'annotations={"karpenter.sh/do-not-disrupt": "true"}),',
+        "annotations={}),",
+        ("tests/test_serving.py",),
+    ),
+    Mutation(
+        "unlaunchable-instance-listed-as-a-placement",
+        "vllm_eks/models/planner.py",
+        "else [i for i in GPU_INSTANCES.values() if i.launchable]",
+        "else list(GPU_INSTANCES.values())",
+        ("tests/test_cli.py", "tests/test_models.py"),
+    ),
     # -- security and correctness, one line each --------------------------------------
     Mutation(
         "model-cache-unencrypted",

@@ -37,6 +37,13 @@ class SynthResult:
             if resource["Type"] == resource_type
         }
 
+    def text_files(self) -> list[Path]:
+        """Every file of the cloud assembly a person or CloudFormation reads: templates,
+        manifests, our Lambda handlers (asset directories). Not the zipped layers of
+        aws-cdk-lib (kubectl, AWS CLI: ~60 MB of compressed bytes, which cannot hold a
+        string of ours literally)."""
+        return [p for p in self.outdir.rglob("*") if p.is_file() and p.suffix != ".zip"]
+
     def manifests(self) -> list[dict]:
         """Every Kubernetes object the environment applies, intrinsics as placeholders."""
         objects = []

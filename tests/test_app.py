@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .support import REPO, project_context
 
 
@@ -22,22 +24,31 @@ def run_app(tmp_path, context: dict[str, str], *, validation: bool = False):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_whole_app_synthesizes_with_builtin_validation_on(tmp_path):
-    result = run_app(tmp_path, {}, validation=True)
+@pytest.fixture(scope="module")
+def whole_app(tmp_path_factory):
+    """app.py run once, as `cdk synth` runs it, with aws-cdk-lib's validation on."""
+    outdir = tmp_path_factory.mktemp("app")
+    return outdir, run_app(outdir, {}, validation=True)
+
+
+def test_whole_app_synthesizes_with_builtin_validation_on(whole_app):
+    outdir, result = whole_app
     assert result.returncode == 0, result.stderr[-3000:]
     assert "vllm-eks plan: model deepseek-r1-distill-llama-8b" in result.stderr
     assert "TP 1" in result.stderr
+    assert "vllm-eks cost: deepseek-r1-distill-llama-8b" in result.stderr
     for stack in ("VllmNetworkStack", "VllmClusterStack", "VllmProdStack"):
-        assert (tmp_path / f"{stack}.template.json").exists()
+        assert (outdir / f"{stack}.template.json").exists()
 
 
-def test_templates_hold_no_timestamps_or_usernames(tmp_path):
-    first = run_app(tmp_path / "a", {})
-    second = run_app(tmp_path / "b", {})
-    assert first.returncode == second.returncode == 0
+def test_templates_hold_no_timestamps_or_usernames(whole_app, default_env):
+    """Two synths in two processes at two times (app.py here, the test session's own
+    in-process synth) give byte-identical templates."""
+    outdir, result = whole_app
+    assert result.returncode == 0
     for stack in ("VllmNetworkStack", "VllmClusterStack", "VllmProdStack"):
-        a = (tmp_path / "a" / f"{stack}.template.json").read_text()
-        b = (tmp_path / "b" / f"{stack}.template.json").read_text()
+        a = (outdir / f"{stack}.template.json").read_text()
+        b = (default_env.outdir / f"{stack}.template.json").read_text()
         assert a == b, f"{stack} is not deterministic"
         assert "CDKMetadata" not in a
         assert os.environ.get("USER", "root") not in json.loads(a).get("Description", "")
@@ -76,3 +87,12 @@ def test_the_apps_feature_flags_match_cdk_json():
     from vllm_eks.app import FEATURE_FLAGS
 
     assert FEATURE_FLAGS == json.loads((REPO / "cdk.json").read_text())["context"]
+
+
+def test_a_misspelt_context_key_stops_synth_with_the_nearest_key(tmp_path):
+    result = run_app(tmp_path, {"modle": "deepseek-r1"})
+    assert result.returncode == 1
+    ours = result.stderr[result.stderr.index("vllm-eks: "):]
+    assert ours.startswith("vllm-eks: -c modle is not an option of vllm-eks; did you mean "
+                           "-c model?")
+    assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -16,9 +17,12 @@ from vllm_eks.cli import (
     main,
     models_table,
     options_table,
+    render_plan,
 )
 from vllm_eks.config import CONTEXT_KEYS, EnvironmentConfig
+from vllm_eks.models import PlanRequest, get_model
 from vllm_eks.models.catalog import BUILT_IN_MODELS
+from vllm_eks.models.sources import ModelSource
 
 from .support import REPO
 
@@ -40,7 +44,9 @@ def test_deepseek_r1_lands_on_eight_h200(capsys):
     assert code == 0
     row = marked_row(out)
     assert row[1] == "p5en.48xlarge" and row[2:5] == ["8/8", "x", "H200"] and row[5] == "8"
-    assert "p5e.48xlarge" in out  # the other placement that fits is listed too
+    # p5e has the same GPUs but no price: Karpenter could never launch it, so it is
+    # neither listed nor a fallback.
+    assert "p5e.48xlarge" not in out
     assert "p5.48xlarge" not in out  # 8x H100 does not hold 688 GB
     assert "Cold start = weights / 1.0 GB/s" in out
 
@@ -52,8 +58,9 @@ def test_an_8b_distill_needs_one_gpu(capsys):
     assert row[1] == "g6e.xlarge" and row[2] == "1/1" and row[5] == "1"
     assert row[-2:] == ["5.3", "min"]  # 16 GB at 1 GB/s + 300 s engine start
     # Every row fits: at least the 8 sequences asked for.
-    rows = [line.split() for line in out.splitlines()[2:] if line[:1] in ("*", " ")
-            and "xlarge" in line and not line.startswith("* chosen")]
+    table = out.split("* chosen")[0]  # the placement table; the cost estimate follows
+    rows = [line.split() for line in table.splitlines()[2:] if line[:1] in ("*", " ")
+            and "xlarge" in line]
     # columns from the right: cold start ("5.3 min"), $/hour, sequences at full context
     assert len(rows) > 5 and all(int(r[-4]) >= 8 for r in rows)
 
@@ -127,8 +134,6 @@ EFFECTIVE_DEFAULTS = {
     "cluster_name": lambda c: c.cluster.name,
     "system_instance_type": lambda c: c.cluster.system_instance_type,
     "system_nodes": lambda c: c.cluster.system_nodes,
-    "gpu_nodes_min": lambda c: c.cluster.gpu_nodes_min,
-    "gpu_nodes_max": lambda c: c.cluster.gpu_nodes_max,
     "cpu_limit": lambda c: c.cluster.cpu_limit,
     "prometheus_retention_days": lambda c: c.observability.retention_days,
     "prometheus_storage_gib": lambda c: c.observability.storage_gib,
@@ -163,3 +168,32 @@ def test_all_and_model_are_exclusive():
     with pytest.raises(SystemExit) as exit_info:
         main(["plan", "--all", "--model", "gpt-oss-20b"])
     assert exit_info.value.code == 2
+
+
+def test_plan_prints_the_whole_environment_cost(capsys):
+    code, out, _ = run_plan(capsys, "--model", "deepseek-r1")
+    assert code == 0
+    assert "vllm-eks cost: deepseek-r1 on p5en.48xlarge" in out
+    assert re.search(r"^about \$[\d.,]+/hour, \$[\d,]+/month at min_replicas=1", out, re.M)
+
+
+def test_plan_errors_name_the_cli_flags(capsys):
+    code, _, err = run_plan(capsys, "--model", "deepseek-r1", "--tensor-parallel", "3")
+    assert code == 1
+    assert "pass --tensor-parallel <one of: 1, 2, 4, 8>" in err and "-c " not in err
+    code, _, err = run_plan(capsys, "--model", "nope")
+    assert "pass --model <one of:" in err
+
+
+def test_readme_plan_examples_are_the_real_output():
+    from vllm_eks.config import EnvironmentConfig
+    from vllm_eks.models.cost import estimate_environment_cost, render_cost
+
+    readme = (REPO / "README.md").read_text()
+    r1 = EnvironmentConfig.from_context({"model": "deepseek-r1"}.get)
+    assert f"```\n{r1.plan.summary()}\n```" in readme
+    table = render_plan(PlanRequest(model=get_model("deepseek-r1")), ModelSource.S3)
+    assert f"```\n{table}\n```" in readme
+    for config in (EnvironmentConfig.from_context({}.get), r1):
+        totals = render_cost(estimate_environment_cost(config)).splitlines()
+        assert next(line for line in totals if line.startswith("about $")) in readme

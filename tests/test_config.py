@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from vllm_eks.config import CONTEXT_KEYS, ConfigError, EndpointScheme, EnvironmentConfig
+from vllm_eks.config import (
+    CONTEXT_KEYS,
+    ConfigError,
+    EndpointScheme,
+    EnvironmentConfig,
+    check_context_keys,
+)
 from vllm_eks.models import CapacityType, PlanError, UnknownModelError
 from vllm_eks.models.sources import ModelSource
 
@@ -57,14 +63,14 @@ def test_cli_strings_are_converted():
     config = parse(model="deepseek-r1-distill-qwen-32b", tensor_parallel="4",
                    max_model_len="8192", capacity="spot", nat_gateways="1",
                    api_allowed_cidrs="203.0.113.0/24, 198.51.100.7/32", region="eu-west-1",
-                   account="123456789012", gpu_nodes_min="0", gpu_nodes_max="3")
+                   account="123456789012", gpu_limit="16")
     assert config.plan.tensor_parallel == 4
     assert config.plan.max_model_len == 8192
     assert config.plan.capacity is CapacityType.SPOT
     assert config.network.nat_gateways == 1
     assert config.network.availability_zones[0] == "eu-west-1a"
     assert config.cluster.api_allowed_cidrs == ("203.0.113.0/24", "198.51.100.7/32")
-    assert (config.cluster.gpu_nodes_min, config.cluster.gpu_nodes_max) == (0, 3)
+    assert config.gpu_limit == 16
 
 
 def test_cdk_json_values_may_be_typed():
@@ -94,10 +100,13 @@ def test_every_context_key_is_documented_in_the_readme():
         ({"api_allowed_cidrs": "10.0.0.1/24"}, ConfigError,
          r"'10.0.0.1/24' is not a valid IPv4 CIDR \(10.0.0.1/24 has host bits set\)"),
         ({"vpc_cidr": "banana"}, ConfigError, r"-c vpc_cidr: 'banana' is not a valid IPv4"),
-        ({"vpc_cidr": "10.0.0.0/24"}, ConfigError, r"vpc_cidr=10.0.0.0/24 is too small"),
+        ({"vpc_cidr": "10.0.0.0/24"}, ConfigError,
+         r"-c vpc_cidr=10.0.0.0/24 is a /24: the subnet layout .* is cut from exactly a /16"),
+        ({"vpc_cidr": "10.0.0.0/8"}, ConfigError, r"-c vpc_cidr=10.0.0.0/8 is a /8: .* pass "
+         r"e.g. -c vpc_cidr=10.0.0.0/16"),
         # Three /19s, three public and three load-balancer /24s do not fit a /17.
         ({"vpc_cidr": "10.8.0.0/17"}, ConfigError,
-         r"vpc_cidr=10.8.0.0/17 is too small: .* the VPC needs a /16"),
+         r"vpc_cidr=10.8.0.0/17 is a /17"),
         ({"max_model_len": "32k"}, ConfigError,
          r"-c max_model_len='32k' is not a whole number; pass e.g. -c max_model_len="),
         ({"max_model_len": "100"}, ConfigError, r"-c max_model_len=100 must be at least 256"),
@@ -112,6 +121,10 @@ def test_every_context_key_is_documented_in_the_readme():
         ({"instance_type": "G6E XLARGE"}, ConfigError, r"is not an EC2 instance type"),
         ({"account": "1234"}, ConfigError, r"-c account='1234' must be a 12-digit"),
         ({"region": "mars-1"}, ConfigError, r"-c region='mars-1' is not an AWS region"),
+        ({"region": "xx-fake-1"}, ConfigError,
+         r"-c region='xx-fake-1' is not an AWS region vllm-eks knows; pass one of .*us-east-1"),
+        ({"model": ""}, ConfigError, r"-c model= has an empty value; pass a value"),
+        ({"region": "  "}, ConfigError, r"-c region= has an empty value"),
         ({"availability_zones": "us-east-1a,us-east-1b"}, ConfigError,
          r"must name three distinct zones"),
         ({"availability_zones": "us-east-1a,us-east-1b,eu-west-1c"}, ConfigError,
@@ -122,8 +135,6 @@ def test_every_context_key_is_documented_in_the_readme():
         ({"admin_role_arn": "arn:aws:iam::123:user/me"}, ConfigError,
          r"-c admin_role_arn='arn:aws:iam::123:user/me' is not an IAM role ARN"),
         ({"system_nodes": "1"}, ConfigError, r"-c system_nodes=1 must be at least 2"),
-        ({"gpu_nodes_min": "3", "gpu_nodes_max": "2"}, ConfigError,
-         r"-c gpu_nodes_max=2 is below -c gpu_nodes_min=3"),
         ({"model_source": "gcs"}, ConfigError,
          r"-c model_source='gcs' is not a model source; pass -c model_source=<one of: s3, "
          r"efs, hf>"),
@@ -141,9 +152,9 @@ def test_every_context_key_is_documented_in_the_readme():
          r"-c endpoint_scheme=internet-facing needs -c endpoint_allowed_cidrs="),
         ({"min_replicas": "3", "max_replicas": "2"}, ConfigError,
          r"-c min_replicas=3 is above -c max_replicas=2; raise -c max_replicas to at least 3"),
-        ({"max_replicas": "9"}, ConfigError,
-         r"-c max_replicas=9 needs 9 GPUs, but the GPU node group \(2 x 1\) and Karpenter's "
-         r"gpu_limit \(2\) hold at most 4 replicas"),
+        ({"max_replicas": "9", "gpu_limit": "4"}, ConfigError,
+         r"-c max_replicas=9 needs 9 GPUs, but Karpenter's gpu_limit \(4, 4 x 1-GPU "
+         r"g6e.xlarge nodes\) holds at most 4 replicas; raise -c gpu_limit"),
         ({"min_replicas": "0"}, ConfigError,
          r"-c min_replicas=0 \(scale to zero\) is not offered: KEDA scales on vLLM's own "),
         ({"ttft_slo_ms": "fast"}, ConfigError,
@@ -176,3 +187,27 @@ def test_every_catalog_model_is_listed_in_the_readme():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     missing = [m.key for m in BUILT_IN_MODELS if f"`{m.key}`" not in readme]
     assert not missing, f"README does not list: {missing}"
+
+
+@pytest.mark.parametrize(("keys", "message"), [
+    (["modle"], r"-c modle is not an option of vllm-eks; did you mean -c model\?"),
+    (["max_replica"], r"did you mean -c max_replicas\?"),
+    (["frobnicate"], r"-c frobnicate is not an option of vllm-eks; see the options table"),
+    (["gpu_nodes_min"], r"-c gpu_nodes_min was removed: GPU nodes come only from Karpenter"),
+])
+def test_unknown_context_keys_are_refused_with_the_nearest_key(keys, message):
+    with pytest.raises(ConfigError, match=message):
+        check_context_keys(keys)
+
+
+def test_cdk_own_context_keys_pass():
+    check_context_keys(["model", "@aws-cdk/core:enablePartitionLiterals",
+                        "aws:cdk:enable-path-metadata", "acknowledged-issue-numbers",
+                        "availability-zones:account=123456789012:region=us-east-1"])
+
+
+def test_default_gpu_limit_leaves_room_for_a_surge_replica():
+    config = parse(max_replicas="3")  # 1 GPU per replica and node for the default model
+    assert config.gpu_limit == 4
+    deepseek = parse(model="deepseek-r1")  # 8 GPUs per replica and node; max_replicas 2
+    assert deepseek.gpu_limit == 24

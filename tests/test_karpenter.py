@@ -74,8 +74,9 @@ def test_gpu_node_pool_follows_the_plan(default_env):
 def test_deepseek_gpu_pool_is_h200_only(deepseek_env):
     pool = custom_resources(deepseek_env)[("NodePool", "gpu")]["spec"]
     requirements = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}
-    assert requirements["node.kubernetes.io/instance-type"] == ["p5en.48xlarge", "p5e.48xlarge"]
-    assert pool["limits"] == {"nvidia.com/gpu": "16"}
+    assert requirements["node.kubernetes.io/instance-type"] == ["p5en.48xlarge"]
+    # max_replicas 2 plus one surge replica, 8 GPUs each.
+    assert pool["limits"] == {"nvidia.com/gpu": "24"}
 
 
 def test_spot_allows_spot_with_on_demand_fallback(tmp_path):
@@ -95,7 +96,8 @@ def test_gpu_node_class_is_pinned_bottlerocket_with_imdsv2_and_raid0(default_env
     assert node_class["instanceStorePolicy"] == "RAID0"
     volumes = {v["deviceName"]: v["ebs"] for v in node_class["blockDeviceMappings"]}
     assert volumes["/dev/xvdb"]["encrypted"] is True
-    assert int(volumes["/dev/xvdb"]["volumeSize"].removesuffix("Gi")) >= 100
+    # Images, caches and emptyDirs live on the NVMe RAID0: the EBS data volume stays small.
+    assert volumes["/dev/xvdb"]["volumeSize"] == "20Gi"
     assert "visible-devices-envvar-when-unprivileged = true" in node_class["userData"]
     cluster = default_env.config.cluster.name
     assert node_class["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": cluster}}]
@@ -204,3 +206,16 @@ def test_gpu_limit_below_one_node_is_rejected():
 def test_gpu_limit_must_be_a_number():
     with pytest.raises(ConfigError, match=r"-c gpu_limit='lots' is not a whole number"):
         EnvironmentConfig.from_context({"gpu_limit": "lots"}.get)
+
+
+def test_gpu_data_volume_is_small_on_instance_store_and_sized_without_it():
+    import dataclasses
+
+    from vllm_eks.k8s_charts.karpenter_pools import gpu_data_volume_gib
+    from vllm_eks.models import PlanRequest, get_model, plan
+
+    r1 = plan(PlanRequest(model=get_model("deepseek-r1")))
+    assert gpu_data_volume_gib(r1) == 20  # 30 TB of NVMe per p5en
+    no_nvme = dataclasses.replace(r1.chosen.instance, nvme_gb=0)
+    without = dataclasses.replace(r1, chosen=dataclasses.replace(r1.chosen, instance=no_nvme))
+    assert gpu_data_volume_gib(without) >= 100 + 688e9 / 2**30  # image + weights

@@ -106,7 +106,7 @@ def test_csi_drivers_are_pinned_add_ons_with_pod_identity(default_env):
     addons = {r["Properties"]["AddonName"]: r["Properties"]
               for r in default_env.resources(CLUSTER, "AWS::EKS::Addon").values()}
     expected = {"aws-efs-csi-driver": "efs-csi-controller-sa",
-                "aws-mountpoint-s3-csi-driver": "s3-csi-driver-sa"}
+                "aws-ebs-csi-driver": "ebs-csi-controller-sa"}
     for name, service_account in expected.items():
         addon = addons[name]
         assert addon["AddonVersion"] == versions.EKS_ADDON_VERSIONS[name]
@@ -118,10 +118,12 @@ def test_csi_drivers_are_pinned_add_ons_with_pod_identity(default_env):
             "Service": "pods.eks.amazonaws.com"}
 
 
-def test_s3_driver_runs_on_tainted_gpu_nodes(default_env):
-    (addon,) = [r["Properties"] for r in default_env.resources(CLUSTER, "AWS::EKS::Addon").values()
-                if r["Properties"]["AddonName"] == "aws-mountpoint-s3-csi-driver"]
-    assert json.loads(addon["ConfigurationValues"]) == {"node": {"tolerateAllTaints": True}}
+def test_no_node_wide_s3_driver(default_env):
+    """Nothing mounts the bucket (vLLM streams it, the staging Job uses the S3 API): no
+    Mountpoint-for-S3 add-on and no role that reads the whole bucket from every node."""
+    addons = {r["Properties"]["AddonName"]
+              for r in default_env.resources(CLUSTER, "AWS::EKS::Addon").values()}
+    assert "aws-mountpoint-s3-csi-driver" not in addons
 
 
 def _inline_statements(env, role_prefix: str) -> list[dict]:
@@ -151,15 +153,6 @@ def test_efs_driver_creates_access_points_only_on_our_file_system(default_env):
     for statement in statements.values():
         if statement["Resource"] == "*":
             assert all(":Describe" in action for action in statement["Action"])
-
-
-def test_s3_driver_only_reads_the_weights_bucket(default_env):
-    statements = _inline_statements(default_env, "StorageDriversS3CsiRole")
-    actions = {a for s in statements for a in (
-        s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-    assert actions == {"s3:ListBucket", "s3:GetObject"}
-    for statement in statements:
-        assert "WeightsBucket" in json.dumps(statement["Resource"])
 
 
 def test_efs_storage_class_provisions_access_points_and_keeps_data(default_env):

@@ -94,7 +94,7 @@ def test_sliding_window_layers_cache_at_most_the_window():
 
 def test_deepseek_r1_plans_onto_eight_h200_with_tp_8():
     result = plan(PlanRequest(model=get_model("deepseek-r1")))
-    assert result.instance_type in ("p5e.48xlarge", "p5en.48xlarge")
+    assert result.instance_type == "p5en.48xlarge"
     assert result.chosen.instance.gpu.name == "NVIDIA H200"
     assert result.tensor_parallel == 8 == result.gpus
     assert result.chosen.max_concurrent_sequences >= 8
@@ -144,9 +144,23 @@ def test_fallbacks_are_bounded_in_price_and_number():
     for placement in result.alternatives:
         assert placement.usd_per_hour <= result.chosen.usd_per_hour * FALLBACK_MAX_PRICE_FACTOR
         assert placement.fits(8)
-    # DeepSeek-R1's only other H200 type is the Capacity-Block-only p5e.
+    # DeepSeek-R1's only other H200 type, p5e, has no price: Karpenter 1.14 never
+    # launches it, so it is no fallback (and nothing else holds 688 GB on one node).
     r1 = plan(PlanRequest(model=get_model("deepseek-r1")))
-    assert [p.instance.instance_type for p in r1.alternatives] == ["p5e.48xlarge"]
+    assert r1.alternatives == ()
+
+
+def test_every_fallback_can_be_launched_by_karpenter():
+    for key in ("deepseek-r1", DEFAULT_MODEL_KEY, "deepseek-r1-distill-llama-70b"):
+        for placement in plan(PlanRequest(model=get_model(key))).alternatives:
+            assert placement.usd_per_hour is not None, (key, placement.instance.instance_type)
+
+
+def test_an_unlaunchable_pin_is_refused_with_the_reason():
+    with pytest.raises(PlanError, match=r"p5e.48xlarge has no public on-demand price .* "
+                                        r"Karpenter launches only offerings with a price.*"
+                                        r"-c instance_type=p5en.48xlarge"):
+        plan(PlanRequest(model=get_model("deepseek-r1"), instance_type="p5e.48xlarge"))
 
 
 def test_pins_are_honoured():

@@ -95,17 +95,13 @@ ENVIRONMENT: dict[str, set[str]] = {
         "IAM5[Resource::arn:<AWS::Partition>:elasticloadbalancing:<AWS::Region>:<AWS::AccountId>:targetgroup/*/*]",
     },
     # CSI drivers: the EBS driver's AWS-managed policy; the EFS driver creates access
-    # points per claim (tag-scoped) and describes mount targets (`*`); the S3 driver
-    # reads any object of this environment's bucket.
+    # points per claim (tag-scoped) and describes mount targets (`*`).
     "VllmClusterStack/StorageDrivers/EbsCsiRole": {
         "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy]",
     },
     "VllmClusterStack/StorageDrivers/EfsCsiRole": {
         "IAM5[Resource::*]",
         "IAM5[Resource::arn:aws:elasticfilesystem:us-east-1:<AWS::AccountId>:access-point/*]",
-    },
-    "VllmClusterStack/StorageDrivers/S3CsiRole": {
-        "IAM5[Resource::VllmModelStoreStack:ExportsOutputFnGetAttWeightsBucketArn7880A03A/*]",
     },
     # The model's pods read (server) and write (stager) only their own model's prefix.
     "VllmProdStack/VllmService/ServerRole": {
@@ -116,6 +112,14 @@ ENVIRONMENT: dict[str, set[str]] = {
     },
     # The smoke-test Lambda runs in the VPC and logs: Lambda's managed execution policies.
     "VllmProdStack/SmokeTest/Function/ServiceRole": {
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+    },
+    # The teardown guard's Lambda runs in the VPC (the private API endpoint) and logs:
+    # Lambda's managed execution policies; its runtime is the kubectl provider's
+    # python3.13, not the newest (L1).
+    "VllmClusterStack/TeardownGuard/Function": {"L1"},
+    "VllmClusterStack/TeardownGuard/Function/ServiceRole": {
         "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
         "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
     },

@@ -21,6 +21,7 @@ from .support import render_intrinsics
 CLUSTER = CLUSTER_STACK_ID
 HELM = "Custom::AWSCDK-EKS-HelmChart"
 README = (Path(__file__).parent.parent / "README.md").read_text()
+OPERATIONS = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
 
 
 def helm_values(env, chart: str) -> dict:
@@ -96,7 +97,7 @@ def test_the_contract_has_the_core_metrics_and_none_of_the_removed_names():
 @pytest.mark.parametrize("env_fixture", ["default_env", "options_env"])
 def test_no_removed_metric_name_appears_anywhere(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
-    files = [p for p in env.outdir.rglob("*") if p.is_file()]
+    files = env.text_files()
     for path in files:
         text = path.read_text(errors="ignore")
         for removed in metrics.REMOVED_VLLM_METRICS:
@@ -158,7 +159,8 @@ def test_every_alert_has_summary_description_and_runbook(default_env):
         anchor = runbook_anchor(rule["alert"])
         assert annotations["runbook_url"].endswith(f"#{anchor}")
         # GitHub's anchor of "### Runbook: <Alert>" is "runbook-<alert>".
-        assert f"### Runbook: {rule['alert']}" in README, rule["alert"]
+        assert annotations["runbook_url"].startswith("docs/operations.md#")
+        assert f"### Runbook: {rule['alert']}" in OPERATIONS, rule["alert"]
         assert rule["labels"]["severity"] in ("critical", "warning")
 
 
@@ -278,7 +280,7 @@ def test_dcgm_exporter_runs_unprivileged_on_gpu_nodes_only(default_env):
     assert values["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
                                       "effect": "NoSchedule"}]
     assert values["securityContext"]["privileged"] is False
-    assert "add" not in values["securityContext"]["capabilities"]
+    assert values["securityContext"]["capabilities"]["add"] == []  # else the chart adds SYS_ADMIN
     assert values["serviceMonitor"]["enabled"] is True
 
 
@@ -319,10 +321,11 @@ def test_gp3_storage_class_for_prometheus(default_env):
     assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
 
 
-def test_readme_lists_the_dashboards_and_runbooks():
+def test_the_docs_list_the_dashboards_and_runbooks():
     assert re.search(r"^## See what it does", README, re.M)
+    assert "docs/operations.md" in README
     for alert in alert_names():
-        assert f"### Runbook: {alert}" in README
+        assert f"### Runbook: {alert}" in OPERATIONS
 
 
 def test_serving_alerts_are_scoped_to_the_model(default_env):
@@ -356,7 +359,7 @@ def test_alert_receivers_come_from_labelled_alertmanager_configs(default_env):
     spec = values["alertmanager"]["alertmanagerSpec"]
     assert spec["alertmanagerConfigSelector"] == {
         "matchLabels": {"vllm-eks.io/alertmanager-config": "true"}}
-    assert "kind: AlertmanagerConfig" in README
+    assert "kind: AlertmanagerConfig" in OPERATIONS
 
 
 def test_dcgm_scrape_timeout_fits_the_interval(default_env):
@@ -376,3 +379,29 @@ def test_model_manifests_are_replaced_when_the_model_changes(default_env, deepse
                for k in manifest_ids(default_env))
     assert any(k.startswith("VllmServiceObservabilityDeepseekR1") and "Distill" not in k
                for k in manifest_ids(deepseek_env))
+
+
+# -- what Helm renders: chart defaults merged with our values -------------------------------
+
+
+def test_dcgm_exporter_renders_without_sys_admin(default_env):
+    """The chart's default adds SYS_ADMIN; a map merge keeps it unless `add` is set. The
+    merged securityContext is what the DaemonSet gets (README: no capabilities)."""
+    from .helm_values import chart_defaults, merge
+
+    defaults = chart_defaults("dcgm-exporter-4.8.2-values.yaml")
+    assert defaults["securityContext"]["capabilities"]["add"] == ["SYS_ADMIN"]  # upstream
+    (chart,) = [r["Properties"] for r in default_env.resources(CLUSTER, HELM).values()
+                if r["Properties"]["Chart"] == "dcgm-exporter"]
+    rendered = merge(defaults, json.loads(chart["Values"]))["securityContext"]
+    assert rendered["capabilities"] == {"add": [], "drop": ["ALL"]}
+    assert rendered.get("privileged", False) is False
+    assert rendered["allowPrivilegeEscalation"] is False
+
+
+def test_the_merge_keeps_a_default_list_that_is_not_overridden():
+    from .helm_values import merge
+
+    defaults = {"securityContext": {"capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]}}}
+    ours = {"securityContext": {"capabilities": {"drop": ["ALL"]}}}
+    assert merge(defaults, ours)["securityContext"]["capabilities"]["add"] == ["SYS_ADMIN"]

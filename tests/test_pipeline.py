@@ -120,7 +120,9 @@ def test_account_ids_come_only_from_the_config(pipeline):
     allowed = {config["account"], *(s["account"] for s in config["stages"])}
     found = set()
     for path in outdir.rglob("*.template.json"):
-        found |= set(re.findall(r"(?<!\d)\d{12}(?!\d)", path.read_text()))
+        # An account ID stands alone (in an ARN, a principal, a property); a hex digest
+        # such as aws-cdk-lib's prune label hash may hold twelve digits in a row too.
+        found |= set(re.findall(r"(?<![0-9a-f])\d{12}(?![0-9a-f])", path.read_text()))
     assert found and found <= allowed, found - allowed
     for source in (REPO / "vllm_eks").rglob("*.py"):
         for account in allowed:
@@ -220,3 +222,37 @@ def test_pipeline_tools_are_pinned(pipeline):
              for r in template["Resources"].values() if r["Type"] == "AWS::CodeBuild::Project"]
     assert any(f"aws-cdk@{versions.CDK_CLI_VERSION}" in s for s in specs)
     assert all("runtime-versions" in s for s in specs if "make test" in s)
+
+
+def test_the_smoke_deadline_covers_a_first_deploy(pipeline):
+    """A first promotion stages the weights (Hugging Face -> S3 at 0.1 GB/s), launches a
+    GPU node (10 min), pulls the image (10 min) and loads the model (the startup budget)
+    before the endpoint answers; the smoke test must wait that long, and CodeBuild longer."""
+    from vllm_eks.models import get_model
+    from vllm_eks.models.sources import ModelSource, startup_budget_seconds
+
+    _, template = pipeline
+    models = {stage["name"]: stage["context"]["model"] for stage in committed_config()["stages"]}
+    for stage in codepipeline(template)["Stages"]:
+        if stage["Name"] not in ("Dev", "Staging", "Prod"):
+            continue
+        (smoke,) = [a for a in stage["Actions"] if a["Name"].startswith("SmokeTest")]
+        project_id = smoke["Configuration"]["ProjectName"]["Ref"]
+        deadline = int(re.search(r"\+ (\d+) \)\)", buildspec_of(template, project_id))[1])
+        model = get_model(models[stage["Name"].lower()])
+        staging = model.weight_bytes / 1e9 / 0.1
+        needed = staging + 600 + 600 + startup_budget_seconds(model, ModelSource.S3)
+        assert deadline >= needed, (stage["Name"], deadline, needed)
+        minutes = template["Resources"][project_id]["Properties"]["TimeoutInMinutes"]
+        assert minutes * 60 > deadline
+
+
+def test_first_ready_time_for_deepseek_from_hugging_face_via_s3():
+    from vllm_eks.models import get_model
+    from vllm_eks.models.sources import ModelSource, first_ready_seconds, staging_seconds
+
+    r1 = get_model("deepseek-r1")
+    assert staging_seconds(r1, ModelSource.S3) >= 6800  # ~688 GB at 0.1 GB/s: ~2 hours
+    assert staging_seconds(r1, ModelSource.HF) == 0
+    assert staging_seconds(r1, ModelSource.EFS) > staging_seconds(r1, ModelSource.S3)
+    assert first_ready_seconds(r1, ModelSource.S3) > 2.5 * 3600  # staging, node, image, load

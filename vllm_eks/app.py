@@ -9,8 +9,14 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from .config import DEFAULT_PIPELINE_CONFIG, ConfigError, EnvironmentConfig
+from .config import (
+    DEFAULT_PIPELINE_CONFIG,
+    ConfigError,
+    EnvironmentConfig,
+    check_context_keys,
+)
 from .models import CatalogError, PlanError, UnknownModelError
+from .models.cost import estimate_environment_cost, render_cost
 from .nag import enable_nag
 from .pipeline_config import PipelineConfigError, load_pipeline_config
 from .stacks import build_environment
@@ -39,6 +45,7 @@ FEATURE_FLAGS: dict = {
 def main() -> None:
     app = cdk.App(context=FEATURE_FLAGS)
     try:
+        check_context_keys(app.node.get_all_context())
         if str(app.node.try_get_context("pipeline") or "").lower() == "true":
             # Only the pipeline: it deploys the environments of pipeline.json itself.
             path = Path(app.node.try_get_context("pipeline_config") or DEFAULT_PIPELINE_CONFIG)
@@ -50,6 +57,7 @@ def main() -> None:
         else:
             config = EnvironmentConfig.from_context(app.node.try_get_context)
             print(config.plan.summary(), file=sys.stderr)
+            print(render_cost(estimate_environment_cost(config)), file=sys.stderr)
             build_environment(app, config)
     except (ConfigError, PlanError, UnknownModelError, PipelineConfigError,
             CatalogError) as error:

@@ -4,15 +4,17 @@
     python -m vllm_eks plan --all                         # the whole catalog
     python -m vllm_eks models-table                       # the README's model table
     python -m vllm_eks options-table                      # the README's -c options table
+    python -m vllm_eks preflight --model deepseek-r1      # check the AWS account (read-only)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 
-from .config import CONTEXT_OPTIONS
+from .config import CONTEXT_OPTIONS, EnvironmentConfig
 from .models import (
     DEFAULT_MODEL_KEY,
     CapacityType,
@@ -28,10 +30,14 @@ from .models import (
     plan,
 )
 from .models.catalog import BUILT_IN_MODELS
+from .models.cost import estimate_environment_cost, render_cost
 from .models.instances import PRICE_REGION, PRICES_CHECKED
 from .models.planner import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_MIN_CONCURRENCY
 from .models.profile import GB
 from .models.sources import ENGINE_START_SECONDS, LOAD_PATHS, ModelSource, cold_start_seconds
+from .preflight import CHECKS as PREFLIGHT_CHECKS
+from .preflight import options as preflight_options
+from .preflight.options import translate
 
 TABLE_START = "<!-- model-table:start (python -m vllm_eks models-table) -->"
 TABLE_END = "<!-- model-table:end -->"
@@ -151,9 +157,35 @@ def _parser() -> argparse.ArgumentParser:
                              default=CapacityType.ON_DEMAND.value)
     plan_parser.add_argument("--source", choices=[s.value for s in ModelSource],
                              default=ModelSource.S3.value, help="load path for the cold start")
+    preflight = commands.add_parser(
+        "preflight", help="check the AWS account before a deploy (read-only, boto3)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="\n\n".join([
+            textwrap.fill("Read-only checks of the account of the default AWS credentials, in "
+                          "the region synth deploys to (--region, else synth's default; not "
+                          "the profile's region), for the environment the options describe "
+                          "(the same -c keys, defaults and validation as synth):", 88),
+            "\n".join(textwrap.fill(what, 88, initial_indent=f"  {name:<20} ",
+                                     subsequent_indent=" " * 23)
+                      for name, what in PREFLIGHT_CHECKS),
+            textwrap.fill("Exit status 0 when no check finds a problem, 1 otherwise (a check "
+                          "that could not run is listed but does not fail). See "
+                          "docs/preflight.md.", 88)]))
+    preflight_options.add_arguments(preflight)
     commands.add_parser("models-table", help="the README's model table (Markdown)")
     commands.add_parser("options-table", help="the README's -c options table (Markdown)")
     return parser
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    try:
+        config = preflight_options.config_from_args(args)
+    except preflight_options.OptionError as error:
+        print(f"vllm-eks: {error}", file=sys.stderr)
+        return 1
+    from .preflight.runner import run_preflight  # imports boto3: only for this command
+
+    return run_preflight(config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "options-table":
             print(options_table())
             return 0
+        if args.command == "preflight":
+            return _preflight(args)
         source = ModelSource(args.source)
         keys = sorted(catalog()) if args.all else [args.model]
         blocks, failed = [], 0
@@ -177,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     gpu_memory_utilization=args.gpu_memory_utilization,
                     capacity=CapacityType(args.capacity))
                 blocks.append(render_plan(request, source))
+                if not args.all:  # the whole environment, at the default -c options
+                    blocks.append(render_cost(estimate_environment_cost(EnvironmentConfig(
+                        plan=plan(request), model_source=source))))
             except PlanError as error:
                 if not args.all:
                     raise
@@ -185,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n\n".join(blocks + [assumptions(source)]))
         return 1 if failed else 0
     except (PlanError, UnknownModelError, CatalogError) as error:
-        print(f"vllm-eks: {error}", file=sys.stderr)
+        # The planner speaks of `-c` keys; here the user typed flags.
+        print(f"vllm-eks: {translate(str(error))}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `plan --all | head`
         sys.stderr.close()

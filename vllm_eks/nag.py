@@ -24,6 +24,18 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
 
 
+def acknowledge_vpc_lambda_role(function: IConstruct, grants: str) -> None:
+    """Accept the IAM4 findings of a Lambda function in a VPC: AWS's basic and VPC
+    execution-role policies (logs, network interfaces). `grants` says what else its role
+    may do, for the reviewer."""
+    managed = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+    for policy in ("service-role/AWSLambdaBasicExecutionRole",
+                   "service-role/AWSLambdaVPCAccessExecutionRole"):
+        acknowledge(function, f"{managed}{policy}]",
+                    "AWS's execution-role policies for a Lambda function in a VPC (logs "
+                    f"and network interfaces); {grants}")
+
+
 def acknowledge_wildcards(scope: IConstruct, statements: list[iam.PolicyStatement],
                           reason: str) -> None:
     """Accept cdk-nag's IAM5 findings (wildcard actions and resources) of exactly these

@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import ConfigError, EnvironmentConfig
 from .models import PlanError, UnknownModelError
+from .regions import KNOWN_REGIONS
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
@@ -23,14 +24,6 @@ _CONNECTION_ARN = re.compile(
     r"connection/[0-9a-f-]{36}$"
 )
 _REPOSITORY = re.compile(r"^[\w.-]+/[\w.-]+$")
-KNOWN_REGIONS = frozenset({
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1",
-    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2", "eu-north-1",
-    "eu-south-1", "eu-south-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
-    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
-    "ap-southeast-5", "ap-southeast-7", "ap-south-1", "ap-south-2", "ap-east-1",
-    "me-south-1", "me-central-1", "il-central-1", "sa-east-1", "af-south-1", "mx-central-1",
-})
 
 
 class PipelineConfigError(ValueError):

@@ -27,7 +27,6 @@ EKS_ADDON_VERSIONS: dict[str, str] = {
     "kube-proxy": "v1.35.3-eksbuild.13",
     "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
     "aws-efs-csi-driver": "v3.4.0-eksbuild.1",
-    "aws-mountpoint-s3-csi-driver": "v2.5.0-eksbuild.1",
     "aws-ebs-csi-driver": "v1.60.1-eksbuild.1",  # Prometheus and Alertmanager volumes
     "amazon-cloudwatch-observability": "v6.0.1-eksbuild.1",  # only with -c cloudwatch=true
 }

@@ -21,7 +21,13 @@ from .environment import (
     ObservabilityConfig,
     resolved_gpu_limit,
 )
-from .options import CONTEXT_KEYS, CONTEXT_OPTIONS, DEFAULT_PIPELINE_CONFIG, ContextOption
+from .options import (
+    CONTEXT_KEYS,
+    CONTEXT_OPTIONS,
+    DEFAULT_PIPELINE_CONFIG,
+    ContextOption,
+    check_context_keys,
+)
 
 __all__ = [
     "AutoscalingConfig",
@@ -36,5 +42,6 @@ __all__ = [
     "EnvironmentConfig",
     "NetworkConfig",
     "ObservabilityConfig",
+    "check_context_keys",
     "resolved_gpu_limit",
 ]

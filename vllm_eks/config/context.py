@@ -23,6 +23,7 @@ from ..models.planner import (
     MIN_MODEL_LEN,
 )
 from ..models.sources import ModelSource
+from ..regions import KNOWN_REGIONS
 from .environment import (
     AutoscalingConfig,
     ClusterConfig,
@@ -33,12 +34,12 @@ from .environment import (
     NetworkConfig,
     ObservabilityConfig,
     field_default,
+    replicas_per_node,
     resolved_gpu_limit,
 )
 from .options import DEFAULT_ZONE_SUFFIXES, MIN_SYSTEM_NODES, ContextReader
 
 _ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -47,6 +48,11 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _CERTIFICATE_ARN = re.compile(
     r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$"
+)
+# ECR accepts upstream credentials only from secrets named `ecr-pullthroughcache/...`.
+_PULL_THROUGH_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}:secret:"
+    r"ecr-pullthroughcache/[\w/+=.@-]+$"
 )
 
 
@@ -57,8 +63,11 @@ def parse_context(get: Callable[[str], Any]) -> EnvironmentConfig:
 
 def _parse(ctx: ContextReader) -> EnvironmentConfig:
     region = ctx.string("region", field_default(EnvironmentConfig, "region"))
-    if not _REGION.match(region):
-        raise ConfigError(f"-c region={region!r} is not an AWS region name such as us-east-1")
+    if region not in KNOWN_REGIONS:
+        raise ConfigError(
+            f"-c region={region!r} is not an AWS region vllm-eks knows; pass one of "
+            f"{', '.join(sorted(KNOWN_REGIONS))} (vllm_eks/regions.py lists them)"
+        )
     account = ctx.string("account")
     if account is not None and not _ACCOUNT.match(account):
         raise ConfigError(f"-c account={account!r} must be a 12-digit AWS account ID")
@@ -77,7 +86,28 @@ def _parse(ctx: ContextReader) -> EnvironmentConfig:
         endpoint=_parse_endpoint(ctx, region, network),
         observability=_parse_observability(ctx),
         autoscaling=_parse_autoscaling(ctx, plan, cluster),
+        docker_hub_secret_arn=_parse_docker_hub_secret(ctx, region),
     )
+
+
+def _parse_docker_hub_secret(ctx: ContextReader, region: str) -> str | None:
+    arn = ctx.string("docker_hub_secret_arn")
+    if arn is None:
+        return None
+    match = _PULL_THROUGH_SECRET_ARN.match(arn)
+    if not match:
+        raise ConfigError(
+            f"-c docker_hub_secret_arn={arn!r} is not the ARN of a Secrets Manager secret "
+            "named ecr-pullthroughcache/<name> (ECR reads upstream credentials only from "
+            "such secrets); create one holding {\"username\": ..., \"accessToken\": ...} "
+            "and pass its ARN"
+        )
+    if match["region"] != region:
+        raise ConfigError(
+            f"-c docker_hub_secret_arn is in {match['region']}, but the environment is in "
+            f"{region}; ECR needs the secret in the cache's region: create it in {region}"
+        )
+    return arn
 
 
 def _parse_observability(ctx: ContextReader) -> ObservabilityConfig:
@@ -108,16 +138,17 @@ def _parse_autoscaling(ctx: ContextReader, plan: DeploymentPlan,
             f"-c min_replicas={minimum} is above -c max_replicas={maximum}; raise "
             f"-c max_replicas to at least {minimum}"
         )
-    # Replicas beyond the GPUs the node group and Karpenter may ever hold stay Pending.
+    # Replicas beyond the GPUs Karpenter may ever hold stay Pending. Each replica gets
+    # whole GPUs on one node, so count per node.
     node_gpus = plan.chosen.instance.gpu_count
-    gpu_limit = resolved_gpu_limit(cluster, plan)
-    capacity = (cluster.gpu_nodes_max * node_gpus + gpu_limit) // plan.gpus
+    gpu_limit = resolved_gpu_limit(cluster, plan, maximum)
+    capacity = (gpu_limit // node_gpus) * replicas_per_node(plan)
     if maximum > capacity:
         raise ConfigError(
-            f"-c max_replicas={maximum} needs {maximum * plan.gpus} GPUs, but the GPU node "
-            f"group ({cluster.gpu_nodes_max} x {node_gpus}) and Karpenter's gpu_limit "
-            f"({gpu_limit}) hold at most {capacity} replicas; raise -c gpu_limit or "
-            f"-c gpu_nodes_max, or lower -c max_replicas"
+            f"-c max_replicas={maximum} needs {maximum * plan.gpus} GPUs, but Karpenter's "
+            f"gpu_limit ({gpu_limit}, {gpu_limit // node_gpus} x {node_gpus}-GPU "
+            f"{plan.instance_type} nodes) holds at most {capacity} replicas; raise "
+            f"-c gpu_limit or lower -c max_replicas"
         )
     return AutoscalingConfig(min_replicas=minimum, max_replicas=maximum)
 
@@ -218,11 +249,11 @@ def _parse_network(ctx: ContextReader, region: str) -> NetworkConfig:
     defaults = NetworkConfig()
     cidr = ctx.string("vpc_cidr", defaults.cidr)
     network = _cidr("vpc_cidr", cidr)
-    if network.prefixlen > 16:
+    if network.prefixlen != 16:
         raise ConfigError(
-            f"-c vpc_cidr={cidr} is too small: pods take VPC addresses (VPC CNI), so each "
-            "AZ gets a /19 for nodes and pods plus /24s for load balancers; the VPC needs a "
-            "/16, e.g. -c vpc_cidr=10.0.0.0/16"
+            f"-c vpc_cidr={cidr} is a /{network.prefixlen}: the subnet layout (a /19 per AZ "
+            "for nodes and pods, since the VPC CNI gives pods VPC addresses, and /24s for "
+            "load balancers) is cut from exactly a /16; pass e.g. -c vpc_cidr=10.0.0.0/16"
         )
     zones = (ctx.string_list("availability_zones")
              or tuple(f"{region}{suffix}" for suffix in DEFAULT_ZONE_SUFFIXES))
@@ -267,12 +298,6 @@ def _parse_cluster(ctx: ContextReader, plan: DeploymentPlan) -> ClusterConfig:
             "such as m7i.xlarge"
         )
     system_nodes = ctx.integer("system_nodes", defaults.system_nodes, minimum=MIN_SYSTEM_NODES)
-    gpu_min = ctx.integer("gpu_nodes_min", defaults.gpu_nodes_min, minimum=0)
-    gpu_max = ctx.integer("gpu_nodes_max", max(defaults.gpu_nodes_max, gpu_min))
-    if gpu_max < gpu_min:
-        raise ConfigError(
-            f"-c gpu_nodes_max={gpu_max} is below -c gpu_nodes_min={gpu_min}; raise the maximum"
-        )
     node_gpus = plan.chosen.instance.gpu_count
     gpu_limit = ctx.integer("gpu_limit", None)
     if gpu_limit is not None and gpu_limit < node_gpus:
@@ -290,8 +315,6 @@ def _parse_cluster(ctx: ContextReader, plan: DeploymentPlan) -> ClusterConfig:
         admin_role_arn=admin_role_arn,
         system_instance_type=system_instance_type,
         system_nodes=system_nodes,
-        gpu_nodes_min=gpu_min,
-        gpu_nodes_max=gpu_max,
     )
 
 

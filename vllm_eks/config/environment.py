@@ -31,7 +31,7 @@ class NetworkConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterConfig:
-    """The EKS cluster and its managed node groups."""
+    """The EKS cluster, its system node group and Karpenter's pool limits."""
 
     name: str = "vllm-eks"
     # Empty: the API endpoint is private only (reachable from the VPC).
@@ -41,8 +41,6 @@ class ClusterConfig:
     # One per AZ: monitoring keeps its data on zonal EBS volumes, and a volume's pod can
     # only run in that volume's zone.
     system_nodes: int = 3
-    gpu_nodes_min: int = 1
-    gpu_nodes_max: int = 2
     gpu_limit: int | None = None  # Karpenter GPU pool limit; None: two planned nodes' GPUs
     cpu_limit: int = 64  # Karpenter general pool limit, vCPUs
 
@@ -107,15 +105,26 @@ class EnvironmentConfig:
     autoscaling: AutoscalingConfig = field(default_factory=AutoscalingConfig)
     # The pipeline's (tooling) account, allowed to invoke the smoke test; None for CLI.
     smoke_test_invoker_account: str | None = None
+    # Docker Hub credentials (Secrets Manager, name `ecr-pullthroughcache/...`) for an ECR
+    # pull-through cache of the vLLM image; None: nodes pull from Docker Hub through NAT.
+    docker_hub_secret_arn: str | None = None
+
+    @property
+    def image_cache_prefix(self) -> str | None:
+        """The ECR repository prefix of the environment's Docker Hub pull-through cache
+        (per environment: a prefix is unique in an account and region)."""
+        if self.docker_hub_secret_arn is None:
+            return None
+        return f"{self.cluster.name}-docker-hub"
 
     def with_smoke_test_invoker(self, account: str) -> "EnvironmentConfig":
         return dataclasses.replace(self, smoke_test_invoker_account=account)
 
     @property
     def gpu_limit(self) -> int:
-        """nvidia.com/gpu Karpenter's GPU pool may hold: as configured, or two nodes of
-        the planned instance type."""
-        return resolved_gpu_limit(self.cluster, self.plan)
+        """nvidia.com/gpu Karpenter's GPU pool may hold: as configured, or enough whole
+        nodes for max_replicas plus one surge replica."""
+        return resolved_gpu_limit(self.cluster, self.plan, self.autoscaling.max_replicas)
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> "EnvironmentConfig":
@@ -126,11 +135,22 @@ class EnvironmentConfig:
         return parse_context(get)
 
 
-def resolved_gpu_limit(cluster: ClusterConfig, plan: DeploymentPlan) -> int:
-    """Karpenter's GPU pool limit: as configured, or two nodes of the planned type."""
+def replicas_per_node(plan: DeploymentPlan) -> int:
+    """vLLM replicas one node of the planned type holds (each takes TP whole GPUs)."""
+    return plan.chosen.instance.gpu_count // plan.gpus
+
+
+def gpu_nodes_for(replicas: int, plan: DeploymentPlan) -> int:
+    """Nodes of the planned type that `replicas` replicas occupy."""
+    return -(-replicas // replicas_per_node(plan))
+
+
+def resolved_gpu_limit(cluster: ClusterConfig, plan: DeploymentPlan, max_replicas: int) -> int:
+    """Karpenter's GPU pool limit: as configured, or whole nodes for max_replicas plus one
+    replica, so a rolling update (surge 1, never below max) can still place its new pod."""
     if cluster.gpu_limit is not None:
         return cluster.gpu_limit
-    return 2 * plan.chosen.instance.gpu_count
+    return gpu_nodes_for(max_replicas + 1, plan) * plan.chosen.instance.gpu_count
 
 
 def field_default(cls: type, name: str) -> Any:

@@ -7,9 +7,10 @@ from it, never written out again here.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,12 +95,9 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
                   f"system node group size (at least {MIN_SYSTEM_NODES}; default one per AZ, "
                   "so the zonal Prometheus and Alertmanager volumes always have a node in "
                   "their zone; it may grow to twice that)"),
-    ContextOption("gpu_nodes_min", _code(_CLUSTER.gpu_nodes_min),
-                  "GPU node group minimum (and desired) size; `0` allowed"),
-    ContextOption("gpu_nodes_max", _code(_CLUSTER.gpu_nodes_max), "GPU node group maximum size"),
-    ContextOption("gpu_limit", "two nodes' worth",
+    ContextOption("gpu_limit", "whole nodes for `max_replicas` + 1",
                   "total `nvidia.com/gpu` Karpenter's GPU pool may add (at least one node's "
-                  "GPUs)"),
+                  "GPUs); the default leaves room for one surge replica during a rollout"),
     ContextOption("cpu_limit", _code(_CLUSTER.cpu_limit),
                   "total vCPUs of Karpenter's general CPU pool"),
     ContextOption("prometheus_retention_days", _code(_OBSERVABILITY.retention_days),
@@ -141,10 +139,40 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
     ContextOption("endpoint_allowed_cidrs", "the VPC CIDR",
                   "comma-separated client CIDRs the load balancer accepts; required for "
                   "`internet-facing` (`0.0.0.0/0` to open it)"),
+    ContextOption("docker_hub_secret_arn", "none (Docker Hub through NAT)",
+                  "Secrets Manager secret `ecr-pullthroughcache/<name>` with Docker Hub "
+                  "credentials: nodes pull the vLLM image through an ECR pull-through cache "
+                  "of this environment"),
 )
 
 # Every key `-c` accepts, with its meaning.
 CONTEXT_KEYS: dict[str, str] = {option.key: option.meaning for option in CONTEXT_OPTIONS}
+
+# Keys earlier releases accepted, with what replaced them.
+REMOVED_KEYS: dict[str, str] = {
+    "gpu_nodes_min": "GPU nodes come only from Karpenter now (a managed GPU node group could "
+    "roll back the cluster stack when GPU capacity or quota is short); keep warm replicas "
+    "with -c min_replicas",
+    "gpu_nodes_max": "GPU nodes come only from Karpenter now; cap them with -c gpu_limit",
+}
+
+# Context keys the CDK CLI and aws-cdk-lib set themselves (feature flags start with `@`,
+# lookups and CLI settings contain `:`).
+_CDK_KEYS = frozenset({"acknowledged-issue-numbers", "cli-telemetry"})
+
+
+def check_context_keys(keys: Iterable[str]) -> None:
+    """Refuse a `-c` key vllm-eks does not know (`-c modle=x` would otherwise deploy the
+    default model), suggesting the nearest known key. CDK's own keys pass."""
+    for key in sorted(keys):
+        if key in CONTEXT_KEYS or key in _CDK_KEYS or key.startswith("@") or ":" in key:
+            continue
+        if key in REMOVED_KEYS:
+            raise ConfigError(f"-c {key} was removed: {REMOVED_KEYS[key]}")
+        nearest = difflib.get_close_matches(key, CONTEXT_KEYS, n=1, cutoff=0.6)
+        hint = (f"did you mean -c {nearest[0]}?" if nearest else
+                "see the options table in README.md (python -m vllm_eks options-table)")
+        raise ConfigError(f"-c {key} is not an option of vllm-eks; {hint}")
 
 
 class ContextReader:
@@ -159,7 +187,11 @@ class ContextReader:
         value = self._get(key)
         if isinstance(value, str):
             value = value.strip()
-            return value or None
+            if not value:
+                raise ConfigError(
+                    f"-c {key}= has an empty value; pass a value (e.g. -c {key}=...) or "
+                    "leave the key out for its default"
+                )
         return value
     def string(self, key: str, default: str | None = None) -> str | None:
         value = self.raw(key)

@@ -1,6 +1,6 @@
 """L3 constructs composed by the stacks, each configured by a frozen `...Props` dataclass:
 Network, ModelStore, GpuCluster, Karpenter, StorageDrivers, SecretsStoreCsi, AlbController,
-Observability, VllmService, SmokeTest."""
+Observability, VllmService, SmokeTest, TeardownGuard."""
 
 from .alb_controller import AlbController, AlbControllerProps
 from .cluster import GpuCluster, GpuClusterProps
@@ -11,6 +11,7 @@ from .observability import Observability, ObservabilityProps
 from .secrets_store import SecretsStoreCsi, SecretsStoreCsiProps
 from .smoke_test import SmokeTest, SmokeTestProps
 from .storage_drivers import StorageDrivers, StorageDriversProps
+from .teardown import TeardownGuard, TeardownGuardProps
 from .vllm_service import VllmService, VllmServiceProps
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "SecretsStoreCsi", "SecretsStoreCsiProps",
     "SmokeTest", "SmokeTestProps",
     "StorageDrivers", "StorageDriversProps",
+    "TeardownGuard", "TeardownGuardProps",
     "VllmService", "VllmServiceProps",
 ]

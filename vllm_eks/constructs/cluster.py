@@ -1,9 +1,9 @@
-"""GpuCluster: EKS with a Bottlerocket system node group and a Bottlerocket NVIDIA GPU
-node group sized by the deployment plan."""
+"""GpuCluster: EKS with a Bottlerocket system node group. GPU nodes are not part of it:
+Karpenter launches them when vLLM pods ask (constructs/karpenter.py), so no resource that
+CloudFormation waits on needs GPU capacity or GPU quota."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -14,11 +14,8 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from .. import versions
-from ..bottlerocket import GPU_NODE_SETTINGS
 from ..config import ClusterConfig
-from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
-from ..models import CapacityType, DeploymentPlan
-from ..models.profile import GIB
+from ..labels import NODE_ROLE_LABEL
 from ..nag import acknowledge
 from ..naming import pascal_case
 
@@ -31,9 +28,6 @@ BOTTLEROCKET_DATA_VOLUME = "/dev/xvdb"
 BOTTLEROCKET_OS_VOLUME_GIB = 4
 # Controllers, monitoring, and the weights-staging Job's copy of the ~10 GB vLLM image.
 SYSTEM_DATA_VOLUME_GIB = 100
-# The vLLM image is ~10 GB compressed and ~25 GB extracted; torch.compile and CUDA-graph
-# caches add a few GB more.
-GPU_DATA_VOLUME_BASE_GIB = 100
 
 NODE_MANAGED_POLICIES = (
     "AmazonEKSWorkerNodePolicy",
@@ -41,13 +35,6 @@ NODE_MANAGED_POLICIES = (
     "AmazonEC2ContainerRegistryPullOnly",
     "AmazonSSMManagedInstanceCore",  # Bottlerocket's control container is reached via SSM
 )
-
-
-def gpu_data_volume_gib(plan: DeploymentPlan) -> int:
-    """Data volume for a GPU node: the image and caches, plus room for one copy of the
-    weights so that downloading from Hugging Face at start (`model_source=hf`) fits."""
-    weights_gib = plan.model.weight_bytes / GIB
-    return int(math.ceil((GPU_DATA_VOLUME_BASE_GIB + weights_gib) / 50) * 50)
 
 
 def worker_node_role(scope: Construct, construct_id: str, description: str) -> iam.Role:
@@ -74,17 +61,16 @@ def worker_node_role(scope: Construct, construct_id: str, description: str) -> i
 
 @dataclass(frozen=True, kw_only=True)
 class GpuClusterProps:
-    vpc: ec2.IVpc  # the control plane and both node groups use its private subnets
-    config: ClusterConfig  # name, API endpoint access, admin role, node group sizes
-    plan: DeploymentPlan  # the GPU node group's instance type, capacity type and disk
+    vpc: ec2.IVpc  # the control plane and the system node group use its private subnets
+    config: ClusterConfig  # name, API endpoint access, admin role, system node group size
 
 
 class GpuCluster(Construct):
     """An EKS cluster (aws_eks_v2, Kubernetes from versions.py) with KMS-encrypted
-    secrets, all control-plane logs, pinned managed add-ons, a system node group and a
-    GPU node group for the planned instance type.
+    secrets, all control-plane logs, pinned managed add-ons and a system node group.
 
-    Hooks a subclass may override: `gpu_node_labels()` and `gpu_node_taints()`.
+    No hooks: GPU node labels and taints are Karpenter's GPU NodePool's
+    (k8s_charts/karpenter_pools.py).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, props: GpuClusterProps) -> None:
@@ -130,34 +116,15 @@ class GpuCluster(Construct):
         networking_addons = [self._addon("vpc-cni", {"enableNetworkPolicy": "true"}),
                              self._addon("kube-proxy")]
         self.system_nodegroup = self._system_nodegroup()
-        self.gpu_nodegroup = self._gpu_nodegroup()
-        for nodegroup in (self.system_nodegroup, self.gpu_nodegroup):
-            # Nodes stay NotReady (and the node group fails to create) without the CNI.
-            for addon in networking_addons:
-                nodegroup.node.add_dependency(addon)
+        # Nodes stay NotReady (and the node group fails to create) without the CNI.
+        for addon in networking_addons:
+            self.system_nodegroup.node.add_dependency(addon)
         # CoreDNS and the Pod Identity agent need nodes to run on before they turn ACTIVE.
         self.coredns_addon = self._addon("coredns")
         self.pod_identity_addon = self._addon("eks-pod-identity-agent")
         for addon in (self.coredns_addon, self.pod_identity_addon):
             addon.node.add_dependency(self.system_nodegroup)
         self._acknowledge_nag_findings()
-
-    # -- hooks -------------------------------------------------------------------------
-
-    def gpu_node_labels(self) -> dict[str, str]:
-        """Labels on every GPU node of the managed node group."""
-        plan = self.props.plan
-        return {
-            NODE_ROLE_LABEL: "gpu",
-            "nvidia.com/gpu.present": "true",
-            "vllm-eks.io/gpu-model": plan.chosen.instance.gpu.name.replace(" ", "-"),
-        }
-
-    def gpu_node_taints(self) -> list[eks.TaintSpec]:
-        """Taints on GPU nodes: only pods that tolerate them (vLLM) land there."""
-        return [
-            eks.TaintSpec(effect=eks.TaintEffect.NO_SCHEDULE, key=GPU_TAINT_KEY, value="true")
-        ]
 
     # -- parts -------------------------------------------------------------------------
 
@@ -222,10 +189,10 @@ class GpuCluster(Construct):
             )
 
     def _node_role(self) -> iam.Role:
-        return worker_node_role(self, "NodeRole", "EKS worker nodes (system and GPU node groups)")
+        return worker_node_role(self, "NodeRole", "EKS worker nodes (system node group)")
 
     def _launch_template(self, construct_id: str, data_volume_gib: int, *,
-                         throughput: int, settings: str | None = None) -> ec2.LaunchTemplate:
+                         throughput: int) -> ec2.LaunchTemplate:
         def volume(size: int, **extra) -> ec2.BlockDeviceVolume:
             return ec2.BlockDeviceVolume.ebs(
                 size, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3,
@@ -241,8 +208,6 @@ class GpuCluster(Construct):
                 ec2.BlockDevice(device_name=BOTTLEROCKET_DATA_VOLUME,
                                 volume=volume(data_volume_gib, throughput=throughput)),
             ],
-            # Bottlerocket TOML; EKS merges its own settings (cluster, node labels) into it.
-            user_data=ec2.UserData.custom(settings) if settings else None,
             http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
             # Pods use EKS Pod Identity, never the node's role: a hop limit of 1 keeps the
             # instance metadata service out of their reach.
@@ -270,37 +235,3 @@ class GpuCluster(Construct):
             ),
             enable_node_auto_repair=True,
         )
-
-    def _gpu_nodegroup(self) -> eks.Nodegroup:
-        config = self.props.config
-        plan = self.props.plan
-        template = self._launch_template("GpuLaunchTemplate", gpu_data_volume_gib(plan),
-                                         throughput=500, settings=GPU_NODE_SETTINGS)
-        nodegroup = self.cluster.add_nodegroup_capacity(
-            "GpuNodes",
-            ami_type=eks.NodegroupAmiType.BOTTLEROCKET_X86_64_NVIDIA,
-            capacity_type=(
-                eks.CapacityType.SPOT if plan.capacity is CapacityType.SPOT
-                else eks.CapacityType.ON_DEMAND
-            ),
-            min_size=config.gpu_nodes_min,
-            desired_size=config.gpu_nodes_min,
-            max_size=config.gpu_nodes_max,
-            subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            labels=self.gpu_node_labels(),
-            taints=self.gpu_node_taints(),
-            node_role=self.node_role,
-            launch_template_spec=eks.LaunchTemplateSpec(
-                id=template.launch_template_id, version=template.latest_version_number
-            ),
-            enable_node_auto_repair=True,
-            # Replace one GPU node at a time: a vLLM replica takes minutes to load.
-            max_unavailable=1,
-        )
-        # Set through the L1 resource: aws-cdk-lib 2.275's GPU-family list (used to check
-        # the AMI type against instance_types) lacks p5/p5e/p5en and rejects
-        # BOTTLEROCKET_x86_64_NVIDIA for them.
-        cfn_nodegroup = nodegroup.node.default_child
-        cfn_nodegroup.add_property_override("InstanceTypes", [plan.instance_type])
-        return nodegroup
-

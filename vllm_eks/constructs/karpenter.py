@@ -14,11 +14,15 @@ from constructs import Construct, IDependable
 
 from .. import versions
 from ..k8s_charts import render
-from ..k8s_charts.karpenter_pools import KarpenterPoolsChart, KarpenterPoolsProps
+from ..k8s_charts.karpenter_pools import (
+    KarpenterPoolsChart,
+    KarpenterPoolsProps,
+    gpu_data_volume_gib,
+)
 from ..models import DeploymentPlan
 from ..nag import acknowledge, acknowledge_wildcards
 from ..labels import NODE_ROLE_LABEL
-from .cluster import gpu_data_volume_gib, worker_node_role
+from .cluster import worker_node_role
 from .helm import pinned_chart
 from .karpenter_iam import controller_policy_statements
 from .pod_identity import associate, pod_identity_role

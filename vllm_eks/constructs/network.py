@@ -85,8 +85,9 @@ class Network(Construct):
             cdk.Tags.of(subnet).remove(INTERNAL_ELB_TAG, priority=1000)
 
     def _add_endpoints(self, cidr: str) -> None:
-        # Image layers come from S3: a gateway endpoint keeps multi-GB vLLM pulls (and model
-        # weights) off the NAT gateways, which bill per GB.
+        # Weights (staging writes, the Run:ai streamer's reads) and ECR image layers (ECR
+        # serves layers from S3) stay off the NAT gateways, which bill per GB. The vLLM
+        # image itself comes from Docker Hub through NAT (~12 GB per new node).
         self.vpc.add_gateway_endpoint("S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3)
         interface_services = {
             "EcrApiEndpoint": ec2.InterfaceVpcEndpointAwsService.ECR,

@@ -218,9 +218,12 @@ class Observability(Construct):
             # visible-devices-envvar-when-unprivileged setting (GPU node user data) lets
             # NVML see the GPUs; the profiling (DCGM_FI_PROF_*) fields that would need
             # SYS_ADMIN are not in the counters file. Root reads the kubelet's
-            # pod-resources socket (which GPU serves which pod).
+            # pod-resources socket (which GPU serves which pod). Helm deep-merges maps but
+            # replaces lists: the chart's default `capabilities.add: [SYS_ADMIN]` survives
+            # unless `add` is set here, so it is set, to nothing.
             "securityContext": {"privileged": False, "runAsNonRoot": False, "runAsUser": 0,
-                                "capabilities": {"drop": ["ALL"]}},
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"add": [], "drop": ["ALL"]}},
             "extraEnv": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}],
             "arguments": ["-f", f"{counters_dir}/{DCGM_COUNTERS_FILE}"],
             "extraConfigMapVolumes": [{"name": "vllm-eks-counters",

@@ -13,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from ..nag import acknowledge
+from ..nag import acknowledge_vpc_lambda_role
 
 HANDLER_DIR = Path(__file__).parent / "smoke_test_handler"
 
@@ -70,9 +70,4 @@ class SmokeTest(Construct):
         self._acknowledge_nag_findings()
 
     def _acknowledge_nag_findings(self) -> None:
-        managed = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-        for policy in ("service-role/AWSLambdaBasicExecutionRole",
-                       "service-role/AWSLambdaVPCAccessExecutionRole"):
-            acknowledge(self.function, f"{managed}{policy}]",
-                        "AWS's execution-role policies for a Lambda function in a VPC (logs "
-                        "and network interfaces); nothing else is granted.")
+        acknowledge_vpc_lambda_role(self.function, "nothing else is granted.")

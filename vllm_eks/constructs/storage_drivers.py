@@ -1,5 +1,8 @@
-"""StorageDrivers: the EFS and Mountpoint-for-S3 CSI drivers, their identities, and the
-EFS StorageClass."""
+"""StorageDrivers: the EFS and EBS CSI drivers, their identities, and the StorageClasses.
+
+No Mountpoint-for-S3 driver: vLLM streams weights from S3 itself (Run:ai streamer) and
+the staging Job uses the S3 API, so a node-wide read grant on the bucket would serve
+nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from constructs import Construct, IDependable
 
 from ..k8s_charts import render
@@ -18,7 +20,6 @@ from ..k8s_charts.storage import StorageClassesChart, StorageClassesProps
 from .pod_identity import pod_identity_addon, pod_identity_role
 
 EFS_CONTROLLER_SERVICE_ACCOUNT = "efs-csi-controller-sa"
-S3_DRIVER_SERVICE_ACCOUNT = "s3-csi-driver-sa"
 EBS_CONTROLLER_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 ACCESS_POINT_TAG = "efs.csi.aws.com/cluster"
 
@@ -29,15 +30,13 @@ class StorageDriversProps:
     # or Karpenter's) is allowed NFS to the file system.
     cluster: eks.ICluster
     pod_identity_agent: IDependable  # the eks-pod-identity-agent add-on, created first
-    bucket: s3.IBucket  # the weights bucket: the S3 driver may read its objects
     file_system: efs.IFileSystem  # the model cache: EFS access points, the StorageClass
     file_system_security_group: ec2.ISecurityGroup  # the file system's: NFS is opened on it
 
 
 class StorageDrivers(Construct):
-    """`aws-efs-csi-driver`, `aws-mountpoint-s3-csi-driver` and `aws-ebs-csi-driver` as
-    pinned EKS add-ons with EKS Pod Identity roles (EFS and S3 scoped to this environment's
-    file system and bucket), NFS from the cluster's nodes to the file system (a rule in the
+    """`aws-efs-csi-driver` and `aws-ebs-csi-driver` as pinned EKS add-ons with EKS Pod
+    Identity roles (EFS scoped to this environment's file system), NFS from the cluster's nodes to the file system (a rule in the
     cluster's stack, so the store never references the cluster), and the
     `efs-model-cache` and `gp3-encrypted` StorageClasses (`StorageClassesChart`).
     No hook is meant to be overridden."""
@@ -66,17 +65,6 @@ class StorageDrivers(Construct):
             self, cluster=cluster, pod_identity_agent=props.pod_identity_agent,
             name="aws-efs-csi-driver",
             service_account=EFS_CONTROLLER_SERVICE_ACCOUNT, role=efs_role)
-        s3_role = pod_identity_role(
-            self, "S3CsiRole", description="Mountpoint for S3 CSI driver: read weights",
-            statements=self._s3_read_statements(),
-            wildcard_reason="Read-only access to the objects of the weights bucket (every staged model).")
-        # Its node plugin tolerates no taints by default: GPU nodes need it too. (The EFS
-        # driver's node plugin tolerates every taint by default.)
-        self.s3_addon = pod_identity_addon(
-            self, cluster=cluster, pod_identity_agent=props.pod_identity_agent,
-            name="aws-mountpoint-s3-csi-driver",
-            service_account=S3_DRIVER_SERVICE_ACCOUNT, role=s3_role,
-            configuration={"node": {"tolerateAllTaints": True}})
 
         ebs_role = pod_identity_role(
             self, "EbsCsiRole", description="EBS CSI controller: volumes for monitoring",
@@ -129,13 +117,4 @@ class StorageDrivers(Construct):
                 sid="DeleteOwnAccessPoints", actions=["elasticfilesystem:DeleteAccessPoint"],
                 resources=[access_points],
                 conditions={"Null": {f"aws:ResourceTag/{ACCESS_POINT_TAG}": "false"}}),
-        ]
-
-    def _s3_read_statements(self) -> list[iam.PolicyStatement]:
-        bucket = self.props.bucket
-        return [
-            iam.PolicyStatement(sid="ListWeights", actions=["s3:ListBucket"],
-                                resources=[bucket.bucket_arn]),
-            iam.PolicyStatement(sid="ReadWeights", actions=["s3:GetObject"],
-                                resources=[bucket.arn_for_objects("*")]),
         ]

@@ -48,6 +48,9 @@ class VllmServiceProps:
     max_replicas: int = 2  # KEDA's ceiling
     prometheus_url: str = PROMETHEUS_URL  # KEDA's metrics source; default: the in-cluster one
     namespace: str = "inference"  # created by the inference-namespace chart
+    # None: the vLLM image from Docker Hub; else the prefix of the environment's ECR
+    # pull-through cache (created in the cluster stack, which grants the nodes its use).
+    image_cache_prefix: str | None = None
     # Applied before the service (the namespace, its policies and the cache claim).
     # (): no ordering within the stack.
     after: tuple[Construct, ...] = ()
@@ -99,7 +102,8 @@ class VllmService(Construct):
                 model=model, model_source=props.model_source, region=props.region,
                 weights_bucket=props.bucket.bucket_name, model_prefix=self.weights_prefix,
                 hf_token_secret_arn=hf_token_secret.secret_arn,
-                hf_revision=props.model_revision, namespace=props.namespace))
+                hf_revision=props.model_revision, namespace=props.namespace,
+                image_cache_prefix=props.image_cache_prefix))
             self.staging = eks.KubernetesManifest(self, self._model_id("WeightsStaging"),
                                                   cluster=props.cluster,
                                                   manifest=staging.to_json(), prune=True)
@@ -160,6 +164,7 @@ class VllmService(Construct):
                                     allowed_cidrs=endpoint.allowed_cidrs),
             load_balancer_cidrs=self._load_balancer_cidrs(),
             namespace=props.namespace,
+            image_cache_prefix=props.image_cache_prefix,
         )
 
     # -- parts -------------------------------------------------------------------------

@@ -9,13 +9,14 @@ import cdk8s
 from constructs import Construct
 
 from .. import versions
-from ..bottlerocket import GPU_NODE_SETTINGS
+from ..bottlerocket import GPU_NODE_SETTINGS, gpu_data_volume_gib  # noqa: F401 (re-exported)
 from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
 from .objects import custom_resource
 
 GPU_POOL = "gpu"
 GENERAL_POOL = "general"
+
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,7 +27,7 @@ class KarpenterPoolsProps:
     availability_zones: tuple[str, ...]  # the zones both pools launch into
     gpu_limit: int  # nvidia.com/gpu the GPU pool may hold in total
     cpu_limit: int  # vCPUs the general pool may hold in total
-    gpu_data_volume_gib: int  # a GPU node's data volume: image, caches, one copy of the weights
+    gpu_data_volume_gib: int  # a GPU node's EBS data volume (gpu_data_volume_gib(plan))
     general_data_volume_gib: int = 100  # room for the vLLM image the staging Job uses
 
 

@@ -4,6 +4,7 @@ the egress every one of them needs."""
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 from cdk8s_plus_35 import k8s
 
 from .. import versions
@@ -34,18 +35,29 @@ def efs_model_dir(model_prefix: str) -> str:
     return f"{EFS_MOUNT}/{model_prefix.strip('/')}"
 
 
-def vllm_image_container(*, name: str, command: list[str], env: list[k8s.EnvVar],
-                         resources: k8s.ResourceRequirements,
+def vllm_image(cache_prefix: str | None) -> str:
+    """The pinned vLLM image: from Docker Hub, or through the environment's ECR
+    pull-through cache (`<account>.dkr.ecr.<region>.<suffix>/<prefix>/vllm/vllm-openai`)
+    when it has one."""
+    if cache_prefix is None:
+        return versions.VLLM_IMAGE
+    registry = f"{cdk.Aws.ACCOUNT_ID}.dkr.ecr.{cdk.Aws.REGION}.{cdk.Aws.URL_SUFFIX}"
+    return f"{registry}/{cache_prefix}/{versions.VLLM_IMAGE}"
+
+
+def vllm_image_container(*, name: str, image: str, command: list[str],
+                         env: list[k8s.EnvVar], resources: k8s.ResourceRequirements,
                          volume_mounts: list[k8s.VolumeMount], **options) -> k8s.Container:
-    """A container of the pinned vLLM image (python3, huggingface_hub and boto3 come with
-    it, and a node that serves has already pulled it) under the restricted
-    securityContext; `options` are further `k8s.Container` fields (args, ports, probes)."""
-    return k8s.Container(name=name, image=versions.VLLM_IMAGE, command=command, env=env,
+    """A container of the pinned vLLM image (`vllm_image()`: python3, huggingface_hub and
+    boto3 come with it, and a node that serves has already pulled it) under the
+    restricted securityContext; `options` are further `k8s.Container` fields (args,
+    ports, probes)."""
+    return k8s.Container(name=name, image=image, command=command, env=env,
                          resources=resources, security_context=container_security_context(),
                          volume_mounts=volume_mounts, **options)
 
 
-def stage_script_container(*, name: str, mode: str, env: dict[str, str], cpu: str,
+def stage_script_container(*, name: str, image: str, mode: str, env: dict[str, str], cpu: str,
                            memory: str, memory_limit: str,
                            volume_mounts: list[k8s.VolumeMount]) -> k8s.Container:
     """The staging script run in `mode`: `stage` (the Job) or `wait` (vLLM's init
@@ -53,7 +65,7 @@ def stage_script_container(*, name: str, mode: str, env: dict[str, str], cpu: st
     model's scripts ConfigMap), ahead of `volume_mounts`."""
     scripts = k8s.VolumeMount(name="scripts", mount_path=SCRIPTS_DIR, read_only=True)
     return vllm_image_container(
-        name=name,
+        name=name, image=image,
         command=["python3", f"{SCRIPTS_DIR}/{STAGE_SCRIPT}", mode],
         env=[k8s.EnvVar(name=key, value=value) for key, value in env.items()],
         resources=k8s.ResourceRequirements(

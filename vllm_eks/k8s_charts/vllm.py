@@ -23,6 +23,7 @@ from .model_pods import (
     egress_to_aws_apis,
     scripts_configmap,
     stage_script_container,
+    vllm_image,
     vllm_image_container,
 )
 from .objects import secret_provider_class
@@ -73,6 +74,8 @@ class VllmChartProps:
     # None: the autoscaler owns the replica count (a fixed value would reset it on every
     # apply).
     replicas: int | None = None
+    # None: the vLLM image from Docker Hub; else the ECR pull-through cache's prefix.
+    image_cache_prefix: str | None = None
 
 
 class VllmChart(cdk8s.Chart):
@@ -256,7 +259,7 @@ class VllmChart(cdk8s.Chart):
         launcher = "; ".join(steps) + '; exec vllm serve "$@"'
         http = k8s.HttpGetAction(path=HEALTH_PATH, port=k8s.IntOrString.from_string(PORT_NAME))
         return vllm_image_container(
-            name="vllm",
+            name="vllm", image=vllm_image(self.props.image_cache_prefix),
             command=["/bin/sh", "-c", launcher, "vllm-serve"],
             args=self.server_args(),
             env=self.env(),
@@ -307,7 +310,9 @@ class VllmChart(cdk8s.Chart):
             env["EFS_MODEL_DIR"] = efs_model_dir(self.props.model_prefix)
             mounts.append(k8s.VolumeMount(name="model-cache", mount_path=EFS_MOUNT,
                                           read_only=True))
-        return [stage_script_container(name="wait-for-weights", mode="wait", env=env,
+        return [stage_script_container(name="wait-for-weights",
+                                       image=vllm_image(self.props.image_cache_prefix),
+                                       mode="wait", env=env,
                                        cpu="100m", memory="256Mi", memory_limit="512Mi",
                                        volume_mounts=mounts)]
 

@@ -25,6 +25,7 @@ from .model_pods import (
     egress_to_aws_apis,
     scripts_configmap,
     stage_script_container,
+    vllm_image,
 )
 from .pod_security import pod_security_context
 
@@ -51,6 +52,8 @@ class WeightsStagingProps:
     hf_token_secret_arn: str  # may be a CDK token
     hf_revision: str = "main"  # branch, tag or commit of the Hugging Face repository
     namespace: str = "inference"
+    # None: the vLLM image from Docker Hub; else the ECR pull-through cache's prefix.
+    image_cache_prefix: str | None = None
 
 
 class WeightsStagingChart(cdk8s.Chart):
@@ -81,6 +84,8 @@ class WeightsStagingChart(cdk8s.Chart):
         # fixed for the life of an environment).
         identity = [props.model.key, props.model.hf_id, props.hf_revision, props.model_prefix,
                     props.model_source.value, versions.VLLM_IMAGE, script]
+        if props.image_cache_prefix:  # only when set: the default Job keeps its name
+            identity.append(props.image_cache_prefix)
         digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:8]
         k8s.KubeJob(
             self, "Job",
@@ -133,7 +138,10 @@ class WeightsStagingChart(cdk8s.Chart):
             backoff_limit=6,
             active_deadline_seconds=deadline,
             template=k8s.PodTemplateSpec(
-                metadata=k8s.ObjectMeta(labels=labels),
+                # Karpenter must not consolidate the CPU node away mid-copy (hours for
+                # the largest models): the copy would restart from its last object.
+                metadata=k8s.ObjectMeta(labels=labels,
+                                        annotations={"karpenter.sh/do-not-disrupt": "true"}),
                 spec=k8s.PodSpec(
                     service_account_name=stager_name(props.model.key),
                     restart_policy="OnFailure",
@@ -148,7 +156,8 @@ class WeightsStagingChart(cdk8s.Chart):
                                     values=["system", "general"]),
                             ])]))),
                     containers=[stage_script_container(
-                        name="stage", mode="stage", env=env, cpu="1", memory="4Gi",
+                        name="stage", image=vllm_image(props.image_cache_prefix),
+                        mode="stage", env=env, cpu="1", memory="4Gi",
                         memory_limit="8Gi", volume_mounts=mounts)],
                     volumes=volumes,
                 ),

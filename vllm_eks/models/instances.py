@@ -4,8 +4,9 @@ Prices are Linux on-demand, us-east-1, USD per hour, read 2026-11 from a catalog
 from the AWS Price List API (after AWS's June 2025 P4/P5 price cut). They rank placements
 and estimate cost; they are not a bill. Spot capacity is priced by the market, so the
 planner ranks spot placements by the same on-demand figures. p5e.48xlarge has no public
-on-demand price (it is sold through EC2 Capacity Blocks and Savings Plans): the planner
-chooses it only when pinned with `-c instance_type=p5e.48xlarge`.
+on-demand price (it is sold through EC2 Capacity Blocks and Savings Plans), and Karpenter
+1.14 never launches an offering without a price (`offering/base_resolver.go`): it is in
+the catalog so that pinning it gets a clear refusal, never a placement or a fallback.
 
 GPU memory is what the driver reports (nvidia-smi "Total", MiB), not the marketing
 figure: an "80 GB" H100 reports 81,559 MiB, a "24 GB" A10G 23,028 MiB.
@@ -55,6 +56,11 @@ class GpuInstance:
     # None: no public on-demand price (Capacity Blocks only); never chosen unless pinned.
     on_demand_usd_per_hour: float | None
     spot: bool = True  # offered as spot capacity
+
+    @property
+    def launchable(self) -> bool:
+        """Whether Karpenter can launch it: only offerings with a price are available."""
+        return self.on_demand_usd_per_hour is not None
 
     @property
     def family(self) -> str:

@@ -246,12 +246,14 @@ def _validate_request(request: PlanRequest) -> int:
 
 
 def candidate_placements(request: PlanRequest) -> list[Placement]:
-    """Every (instance, TP) the pins allow, fitting or not, cheapest first."""
+    """Every (instance, TP) the pins allow, fitting or not, cheapest first. Types
+    Karpenter cannot launch (no price) appear only when pinned, so that `plan` refuses
+    them with the reason."""
     max_model_len = _validate_request(request)
     instances = (
         [GPU_INSTANCES[request.instance_type]]
         if request.instance_type
-        else list(GPU_INSTANCES.values())
+        else [i for i in GPU_INSTANCES.values() if i.launchable]
     )
     if request.capacity is CapacityType.SPOT:
         instances = [i for i in instances if i.spot]
@@ -274,14 +276,17 @@ def plan(request: PlanRequest) -> DeploymentPlan:
     """Choose the cheapest placement that fits; raise PlanError naming what was tried."""
     candidates = candidate_placements(request)
     fitting = [p for p in candidates if p.fits(request.min_concurrency)]
-    # An instance without a public on-demand price is chosen only when pinned; it may
-    # still serve as a fallback for capacity the account has reserved.
-    choosable = [p for p in fitting if request.instance_type or p.usd_per_hour is not None]
-    if not choosable:
+    if not fitting:
         raise PlanError(_no_fit_message(request, candidates))
-    chosen = choosable[0]
-    fitting.remove(chosen)
-    fitting.insert(0, chosen)
+    chosen = fitting[0]
+    if not chosen.instance.launchable:
+        raise PlanError(
+            f"{chosen.instance.instance_type} has no public on-demand price (it is sold as "
+            "EC2 Capacity Blocks and Savings Plans), and Karpenter launches only offerings "
+            "with a price, so a replica pinned to it would stay Pending forever; pin "
+            "another type with the same GPUs (e.g. -c instance_type=p5en.48xlarge for "
+            "H200) or drop -c instance_type"
+        )
     return DeploymentPlan(
         chosen=chosen,
         alternatives=_fallbacks(chosen, fitting[1:]),
@@ -292,16 +297,14 @@ def plan(request: PlanRequest) -> DeploymentPlan:
 
 def _fallbacks(chosen: Placement, fitting: list[Placement]) -> tuple[Placement, ...]:
     """One placement per other instance type (its smallest fitting TP), cheapest first,
-    no dearer than FALLBACK_MAX_PRICE_FACTOR x the chosen one. Unpriced (Capacity Block)
-    types of the same GPU count qualify: an account may hold reservations for them."""
-    ceiling = (chosen.usd_per_hour or float("inf")) * FALLBACK_MAX_PRICE_FACTOR
+    no dearer than FALLBACK_MAX_PRICE_FACTOR x the chosen one. Only types Karpenter can
+    launch (with a price): a fallback that never launches is noise in the pool."""
+    ceiling = chosen.usd_per_hour * FALLBACK_MAX_PRICE_FACTOR
     seen = {chosen.instance.instance_type}
     alternatives: list[Placement] = []
     for placement in fitting:
         price = placement.usd_per_hour
-        affordable = price <= ceiling if price is not None else (
-            placement.instance.gpu_count == chosen.instance.gpu_count
-        )
+        affordable = price is not None and price <= ceiling
         if placement.instance.instance_type not in seen and affordable:
             seen.add(placement.instance.instance_type)
             alternatives.append(placement)

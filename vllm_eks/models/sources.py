@@ -70,3 +70,35 @@ def cold_start_seconds(model: ModelProfile, source: ModelSource) -> int:
 def startup_budget_seconds(model: ModelProfile, source: ModelSource) -> int:
     """How long the startup probe lets a replica load before Kubernetes restarts it."""
     return STARTUP_SAFETY_FACTOR * cold_start_seconds(model, source)
+
+
+# -- the first deploy of a model: what happens before the first replica starts loading --
+
+# Copying weights from Hugging Face into S3 (the staging Job, through NAT), and for EFS
+# then from S3 onto the file system: the same sustained figures as the load paths.
+STAGING_GB_PER_SECOND = LOAD_PATHS[ModelSource.HF].gb_per_second
+# Karpenter's decision, EC2 launch and the node joining the cluster; 8-GPU instances take
+# longest (minutes of firmware and driver initialisation).
+GPU_NODE_LAUNCH_SECONDS = 600
+# The ~12 GB (compressed) vLLM image from Docker Hub through NAT, then unpacking ~28 GB.
+IMAGE_PULL_SECONDS = 600
+
+
+def staging_seconds(model: ModelProfile, source: ModelSource) -> int:
+    """How long the staging Job takes on a first deploy: nothing for `hf` (no staging),
+    Hugging Face -> S3 for `s3`, and S3 -> EFS on top for `efs`."""
+    if source is ModelSource.HF:
+        return 0
+    weights_gb = model.weight_bytes / GB
+    seconds = weights_gb / STAGING_GB_PER_SECOND
+    if source is ModelSource.EFS:
+        seconds += weights_gb / LOAD_PATHS[ModelSource.EFS].gb_per_second
+    return int(math.ceil(seconds))
+
+
+def first_ready_seconds(model: ModelProfile, source: ModelSource) -> int:
+    """Upper bound from `cdk deploy` finishing to the first replica serving, on a new
+    environment: staging, a GPU node launched by Karpenter, the image pulled, then the
+    startup budget (the estimated cold start with its safety factor)."""
+    return (staging_seconds(model, source) + GPU_NODE_LAUNCH_SECONDS + IMAGE_PULL_SECONDS
+            + startup_budget_seconds(model, source))

@@ -1,7 +1,7 @@
 """Alert rules (PrometheusRule groups) built from the metric contract.
 
-Every alert carries a summary, a description and a runbook link into the README's
-"Runbooks" section (`runbook_anchor()`); a test checks the README has each one."""
+Every alert carries a summary, a description and a runbook link into
+docs/operations.md (`runbook_anchor()`); a test checks that page has each one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from .. import metrics as m
 
 def runbook_anchor(alert: str) -> str:
-    """The README heading anchor of an alert's runbook ("### Runbook: VllmTtftSloFastBurn")."""
+    """The heading anchor of an alert's runbook in docs/operations.md ("### Runbook:
+    VllmTtftSloFastBurn")."""
     return f"runbook-{alert.lower()}"
 
 
@@ -20,8 +21,8 @@ class AlertSettings:
     namespace: str = "inference"
     queue_backlog: int = 10  # waiting requests per model considered a backlog
     pod_prefix: str = "vllm"  # the model's pods are named <pod_prefix>-<hash>-<id>
-    # Where the runbooks live: the README of this repository (or your fork's URL).
-    runbook_base: str = "README.md"
+    # Where the runbooks live: this repository's operations page (or your fork's URL).
+    runbook_base: str = "docs/operations.md"
 
 
 def _alert(settings: AlertSettings, name: str, expr: str, *, duration: str, severity: str,

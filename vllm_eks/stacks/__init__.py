@@ -7,6 +7,7 @@ from .environment import (
     PROD_STACK_ID,
     EnvironmentStacks,
     build_environment,
+    stack_id,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "PROD_STACK_ID",
     "EnvironmentStacks",
     "build_environment",
+    "stack_id",
 ]

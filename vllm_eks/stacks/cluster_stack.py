@@ -20,7 +20,10 @@ from ..constructs import (
     SecretsStoreCsiProps,
     StorageDrivers,
     StorageDriversProps,
+    TeardownGuard,
+    TeardownGuardProps,
 )
+from ..constructs.image_cache import ImageCache, ImageCacheProps
 from ..constructs.model_store import ModelStore
 from ..constructs.observability import GRAFANA_SERVICE
 from ..k8s_charts.monitoring import MONITORING_NAMESPACE
@@ -28,9 +31,9 @@ from ..k8s_charts.monitoring import MONITORING_NAMESPACE
 
 class ClusterStack(cdk.Stack):
     """The GpuCluster and everything cluster-wide: Karpenter, the storage drivers and
-    StorageClass, the Secrets Store CSI driver, the AWS Load Balancer Controller and
-    Observability. It wires them: each construct gets the cluster, the add-ons it waits
-    for and the store's resources it uses."""
+    StorageClass, the Secrets Store CSI driver, the AWS Load Balancer Controller,
+    Observability and the TeardownGuard. It wires them: each construct gets the cluster,
+    the add-ons it waits for and the store's resources it uses."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  vpc: ec2.IVpc, store: ModelStore, **kwargs) -> None:
@@ -38,7 +41,7 @@ class ClusterStack(cdk.Stack):
         self.gpu_cluster = GpuCluster(
             self,
             "GpuCluster",
-            props=GpuClusterProps(vpc=vpc, config=config.cluster, plan=config.plan),
+            props=GpuClusterProps(vpc=vpc, config=config.cluster),
         )
         cluster = self.gpu_cluster.cluster
         cluster_name = config.cluster.name
@@ -57,7 +60,7 @@ class ClusterStack(cdk.Stack):
         self.storage = StorageDrivers(
             self, "StorageDrivers",
             props=StorageDriversProps(
-                cluster=cluster, pod_identity_agent=pod_identity_agent, bucket=store.bucket,
+                cluster=cluster, pod_identity_agent=pod_identity_agent,
                 file_system=store.file_system,
                 file_system_security_group=store.file_system_security_group,
             ),
@@ -87,6 +90,21 @@ class ClusterStack(cdk.Stack):
                        self.alb_controller.chart),
             ),
         )
+        # On `cdk destroy`, removes the load balancers and Karpenter nodes the
+        # controllers created, before the controllers go (docs/teardown.md).
+        self.teardown_guard = TeardownGuard(
+            self, "TeardownGuard",
+            props=TeardownGuardProps(
+                cluster=cluster, cluster_name=cluster_name, vpc=vpc,
+                after=(self.karpenter.controller, self.karpenter.pools,
+                       self.alb_controller.chart),
+            ),
+        )
+        if config.image_cache_prefix:
+            self.image_cache = ImageCache(self, "ImageCache", props=ImageCacheProps(
+                prefix=config.image_cache_prefix,
+                docker_hub_secret_arn=config.docker_hub_secret_arn,
+                node_roles=(self.gpu_cluster.node_role, self.karpenter.node_role)))
         cdk.CfnOutput(
             self, "GrafanaAdminSecretArn",
             value=self.observability.grafana_admin.secret_arn,

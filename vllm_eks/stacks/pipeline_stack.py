@@ -13,7 +13,7 @@ from constructs import Construct
 
 from .. import versions
 from ..config import EnvironmentConfig
-from ..models.sources import startup_budget_seconds
+from ..models.sources import first_ready_seconds
 from ..constructs.smoke_test import smoke_test_function_name
 from ..nag import acknowledge, acknowledge_library_policy_wildcards
 from ..pipeline_config import PipelineConfig, StageConfig
@@ -127,9 +127,11 @@ class PipelineStack(cdk.Stack):
             env=cdk.Environment(account=stage_config.account, region=stage_config.region))
         self.stages.append(stage)
         prod = stage.stacks.prod
-        # The endpoint may first have to launch a GPU node and load the weights.
-        budget = startup_budget_seconds(environment.plan.model, environment.model_source)
-        timeout = (budget + 1800 + 59) // 60 * 60  # CodeBuild counts whole minutes
+        # A first promotion stages the weights, launches a GPU node, pulls the image and
+        # loads the model before the endpoint answers (hours for DeepSeek-R1 from
+        # Hugging Face); a later one finds them in place and passes at its first poll.
+        ready = first_ready_seconds(environment.plan.model, environment.model_source)
+        timeout = (ready + 59) // 60 * 60  # CodeBuild counts whole minutes
         smoke = pipelines.CodeBuildStep(
             f"SmokeTest{title}",
             env_from_cfn_outputs={"SMOKE_TEST_FUNCTION_ARN": prod.smoke_test_output},

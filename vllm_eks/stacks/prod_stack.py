@@ -46,6 +46,7 @@ class ProdStack(cdk.Stack):
                 min_replicas=config.autoscaling.min_replicas,
                 max_replicas=config.autoscaling.max_replicas,
                 namespace=namespace_chart.props.namespace,
+                image_cache_prefix=config.image_cache_prefix,
                 after=(namespace,),
             ),
         )
