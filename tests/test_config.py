@@ -131,7 +131,10 @@ def test_every_context_key_is_documented_in_the_readme():
          r"'eu-west-1c' is not a zone of region us-east-1"),
         ({"nat_gateways": "4"}, ConfigError, r"-c nat_gateways=4: at most one per AZ"),
         ({"nat_gateways": "0"}, ConfigError, r"-c nat_gateways=0 must be at least 1"),
-        ({"cluster_name": "-bad"}, ConfigError, r"-c cluster_name='-bad' must start with"),
+        ({"cluster_name": "-bad"}, ConfigError,
+         r"-c cluster_name='-bad' must be 1-40 lowercase letters, digits and '-'"),
+        ({"cluster_name": "Team_B"}, ConfigError, r"-c cluster_name='Team_B' must be 1-40"),
+        ({"cluster_name": "a" * 41}, ConfigError, r"must be 1-40 lowercase letters"),
         ({"admin_role_arn": "arn:aws:iam::123:user/me"}, ConfigError,
          r"-c admin_role_arn='arn:aws:iam::123:user/me' is not an IAM role ARN"),
         ({"system_nodes": "1"}, ConfigError, r"-c system_nodes=1 must be at least 2"),
@@ -153,8 +156,11 @@ def test_every_context_key_is_documented_in_the_readme():
         ({"min_replicas": "3", "max_replicas": "2"}, ConfigError,
          r"-c min_replicas=3 is above -c max_replicas=2; raise -c max_replicas to at least 3"),
         ({"max_replicas": "9", "gpu_limit": "4"}, ConfigError,
-         r"-c max_replicas=9 needs 9 GPUs, but Karpenter's gpu_limit \(4, 4 x 1-GPU "
-         r"g6e.xlarge nodes\) holds at most 4 replicas; raise -c gpu_limit"),
+         r"-c max_replicas=9 plus the one surge replica of a rolling update need 10 GPUs "
+         r"of g6e.xlarge nodes \(1 each\), but Karpenter's gpu_limit \(4\) holds 4 "
+         r"replicas; pass -c gpu_limit=10 or lower -c max_replicas"),
+        ({"max_replicas": "4", "gpu_limit": "4"}, ConfigError,  # no room for the surge
+         r"pass -c gpu_limit=5 or lower -c max_replicas"),
         ({"min_replicas": "0"}, ConfigError,
          r"-c min_replicas=0 \(scale to zero\) is not offered: KEDA scales on vLLM's own "),
         ({"ttft_slo_ms": "fast"}, ConfigError,
@@ -211,3 +217,26 @@ def test_default_gpu_limit_leaves_room_for_a_surge_replica():
     assert config.gpu_limit == 4
     deepseek = parse(model="deepseek-r1")  # 8 GPUs per replica and node; max_replicas 2
     assert deepseek.gpu_limit == 24
+
+
+def test_derived_names_stay_within_their_limits_and_distinct():
+    from vllm_eks.config.environment import bounded_name
+
+    secret = ("arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+              "ecr-pullthroughcache/docker-hub-AbCdEf")
+    long_a = parse(cluster_name="llm-serving-production-a", docker_hub_secret_arn=secret)
+    long_b = parse(cluster_name="llm-serving-production-b", docker_hub_secret_arn=secret)
+    assert len(long_a.image_cache_prefix) <= 30 and long_a.image_cache_prefix.islower()
+    assert long_a.image_cache_prefix != long_b.image_cache_prefix
+    assert parse(docker_hub_secret_arn=secret).image_cache_prefix == "vllm-eks-docker-hub"
+    assert bounded_name("a" * 40, "teardown-guard", 64) == "a" * 40 + "-teardown-guard"
+
+
+def test_a_pipeline_stage_with_an_unknown_key_is_refused():
+    from vllm_eks.pipeline_config import PipelineConfigError, StageConfig
+
+    stage = StageConfig(name="dev", account="222222222222", region="us-east-1",
+                        context={"modle": "deepseek-r1"})
+    with pytest.raises(PipelineConfigError, match=r"stage 'dev': -c modle is not an option "
+                                                  r"of vllm-eks; did you mean -c model\?"):
+        stage.environment("111111111111")

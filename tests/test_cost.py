@@ -16,8 +16,6 @@ from vllm_eks.models import prices as p
 from vllm_eks.models.cost import (
     ALERTMANAGER_VOLUME_GIB,
     BOTTLEROCKET_OS_VOLUME_GIB,
-    GPU_DATA_VOLUME_IOPS,
-    GPU_DATA_VOLUME_THROUGHPUT_MIBPS,
     INTERFACE_ENDPOINTS,
     SYSTEM_DATA_VOLUME_GIB,
     CostEstimate,
@@ -61,7 +59,7 @@ def test_default_model_lines_are_counts_times_list_prices():
                                                           pytest.approx(2 * g6e))
     assert gpu.quantity == "1 x g6e.xlarge (2 at max)"
     data_gib = gpu_node_volumes(config.plan)[1].gib
-    per_node = gp3_month(4) + gp3_month(data_gib, 6000, 500)
+    per_node = gp3_month(4) + gp3_month(data_gib)  # baseline gp3: NVMe holds the data
     volumes = item(est, "GPU node volumes")
     assert volumes.usd_per_month == pytest.approx(per_node)
     assert volumes.usd_per_month_at_max == pytest.approx(2 * per_node)
@@ -244,9 +242,10 @@ def test_gpu_volumes_are_the_karpenter_node_class_block_devices(model):
     priced = gpu_node_volumes(config.plan)
     assert [d["volumeSize"] for d in devices] == [f"{v.gib}Gi" for v in priced]
     assert all(d["volumeType"] == "gp3" for d in devices)
-    assert (devices[0]["volumeSize"], devices[1]["iops"], devices[1]["throughput"]) == (
-        f"{BOTTLEROCKET_OS_VOLUME_GIB}Gi", GPU_DATA_VOLUME_IOPS,
-        GPU_DATA_VOLUME_THROUGHPUT_MIBPS)
+    assert devices[0]["volumeSize"] == f"{BOTTLEROCKET_OS_VOLUME_GIB}Gi"
+    # The catalog's GPU types all have NVMe: the data volume runs at the gp3 baseline.
+    assert (priced[1].iops, priced[1].throughput_mibps) == (3000, 125)
+    assert "iops" not in devices[1] and "throughput" not in devices[1]
     assert "iops" not in devices[0] and "throughput" not in devices[0]
 
 

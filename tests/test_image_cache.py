@@ -17,18 +17,40 @@ SECRET = ("arn:aws:secretsmanager:us-east-1:123456789012:secret:"
 REGISTRY = "${Ref:AWS::AccountId}.dkr.ecr.${Ref:AWS::Region}.${Ref:AWS::URLSuffix}"
 
 
+# A realistic environment name: `<name>-docker-hub` would pass ECR's 30 characters.
+NAME = "llm-serving-production"
+
+
 @pytest.fixture(scope="module")
 def cached_env(tmp_path_factory):
-    return synth_environment({"docker_hub_secret_arn": SECRET},
+    return synth_environment({"docker_hub_secret_arn": SECRET, "cluster_name": NAME},
                              tmp_path_factory.mktemp("image-cache"))
 
 
+def prefix(env) -> str:
+    return env.config.image_cache_prefix
+
+
 def test_the_rule_caches_docker_hub_with_the_given_credentials(cached_env):
-    (rule,) = cached_env.resources("VllmClusterStack",
+    (rule,) = cached_env.resources(f"VllmClusterStack-{NAME}",
                                    "AWS::ECR::PullThroughCacheRule").values()
     assert rule["Properties"] == {
-        "EcrRepositoryPrefix": "vllm-eks-docker-hub", "UpstreamRegistry": "docker-hub",
+        "EcrRepositoryPrefix": prefix(cached_env), "UpstreamRegistry": "docker-hub",
         "UpstreamRegistryUrl": "registry-1.docker.io", "CredentialArn": SECRET}
+    assert prefix(cached_env).startswith("llm-serving-") and len(prefix(cached_env)) <= 30
+
+
+def test_the_cached_environment_passes_cfn_lint(cached_env):
+    """ECR's limits (a lowercase prefix of at most 30 characters) are in cfn-lint's
+    resource spec: a name that breaks them would fail the cluster stack mid-deploy."""
+    import subprocess
+
+    from .test_validators import CFN_LINT, CFN_LINT_IGNORED
+
+    template = cached_env.outdir / f"VllmClusterStack-{NAME}.template.json"
+    result = subprocess.run([CFN_LINT, str(template), "--ignore-checks", *CFN_LINT_IGNORED],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_vllm_image_container_pulls_through_the_cache(cached_env, default_env):
@@ -42,12 +64,12 @@ def test_every_vllm_image_container_pulls_through_the_cache(cached_env, default_
 
     cached = images(cached_env)
     assert len(cached) == 3  # vLLM, its wait-for-weights init container, the staging Job
-    assert set(cached) == {f"{REGISTRY}/vllm-eks-docker-hub/vllm/vllm-openai:v0.33.0"}
+    assert set(cached) == {f"{REGISTRY}/{prefix(cached_env)}/vllm/vllm-openai:v0.33.0"}
     assert set(images(default_env)) == {"vllm/vllm-openai:v0.33.0"}  # opt-in only
 
 
 def test_nodes_may_fill_only_this_environments_cache(cached_env):
-    policies = cached_env.resources("VllmClusterStack", "AWS::IAM::Policy")
+    policies = cached_env.resources(f"VllmClusterStack-{NAME}", "AWS::IAM::Policy")
     granted = {}
     for policy in policies.values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
@@ -59,7 +81,7 @@ def test_nodes_may_fill_only_this_environments_cache(cached_env):
         assert sorted(statement["Action"]) == ["ecr:BatchImportUpstreamImage",
                                                "ecr:CreateRepository"]
         assert json.dumps(render_intrinsics(statement["Resource"])).endswith(
-            ':repository/vllm-eks-docker-hub/*"')
+            f':repository/{prefix(cached_env)}/*"')
 
 
 @pytest.mark.parametrize(("value", "message"), [

@@ -219,3 +219,33 @@ def test_gpu_data_volume_is_small_on_instance_store_and_sized_without_it():
     no_nvme = dataclasses.replace(r1.chosen.instance, nvme_gb=0)
     without = dataclasses.replace(r1, chosen=dataclasses.replace(r1.chosen, instance=no_nvme))
     assert gpu_data_volume_gib(without) >= 100 + 688e9 / 2**30  # image + weights
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env"])
+def test_the_gpu_pool_offers_exactly_the_types_the_pods_accept(env_fixture, request):
+    """A type in the pool that no pod accepts would launch for nothing; a type a pod
+    accepts that the pool never offers is a fallback that cannot happen. Both lists are
+    the plan's instance types within gpu_limit, and every one hosts the replica as it is
+    (same TP)."""
+    env = request.getfixturevalue(env_fixture)
+    pool = custom_resources(env)[("NodePool", "gpu")]["spec"]
+    offered = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}[
+        "node.kubernetes.io/instance-type"]
+    (deployment,) = [o for o in env.manifests() if o["kind"] == "Deployment"
+                     and o["metadata"]["namespace"] == "inference"]
+    (term,) = deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    (accepted,) = [e["values"] for e in term["matchExpressions"]
+                   if e["key"] == "node.kubernetes.io/instance-type"]
+    assert offered == accepted
+    plan = env.config.plan
+    for placement in (plan.chosen, *plan.alternatives):
+        assert placement.tensor_parallel == plan.tensor_parallel
+        if placement.instance.instance_type in offered:
+            assert placement.instance.gpu_count <= env.config.gpu_limit
+
+
+@pytest.mark.parametrize("pool", ["gpu", "general"])
+def test_karpenter_tags_what_it_creates_with_the_environment(default_env, pool):
+    node_class = custom_resources(default_env)[("EC2NodeClass", pool)]["spec"]
+    assert node_class["tags"] == {"vllm-eks:pool": pool, "vllm-eks:environment": "vllm-eks"}

@@ -151,9 +151,14 @@ def test_fallbacks_are_bounded_in_price_and_number():
 
 
 def test_every_fallback_can_be_launched_by_karpenter():
-    for key in ("deepseek-r1", DEFAULT_MODEL_KEY, "deepseek-r1-distill-llama-70b"):
-        for placement in plan(PlanRequest(model=get_model(key))).alternatives:
+    for key in ("deepseek-r1", DEFAULT_MODEL_KEY, "deepseek-r1-distill-llama-70b",
+                "gpt-oss-120b"):
+        result = plan(PlanRequest(model=get_model(key)))
+        assert key == "deepseek-r1" or result.alternatives  # the check sees fallbacks
+        for placement in result.alternatives:
             assert placement.usd_per_hour is not None, (key, placement.instance.instance_type)
+            # The replica's pod (its GPUs, its --tensor-parallel-size) fits as it is.
+            assert placement.tensor_parallel == result.tensor_parallel, key
 
 
 def test_an_unlaunchable_pin_is_refused_with_the_reason():

@@ -317,7 +317,9 @@ def test_cloudwatch_is_opt_in(default_env, options_env):
 def test_gp3_storage_class_for_prometheus(default_env):
     (storage_class,) = [o for o in default_env.manifests() if o["kind"] == "StorageClass"
                         and o["metadata"]["name"] == "gp3-encrypted"]
-    assert storage_class["parameters"] == {"type": "gp3", "encrypted": "true"}
+    # Retained volumes carry the environment's tag, so a teardown check finds them.
+    assert storage_class["parameters"] == {"type": "gp3", "encrypted": "true",
+                                           "tagSpecification_1": "vllm-eks:environment=vllm-eks"}
     assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
 
 

@@ -106,9 +106,7 @@ class Account:
             {"InstanceType": "m7i.xlarge", "VCpuInfo": {"DefaultVCpus": 4}}]},
             {"InstanceTypes": ["m7i.xlarge"]})
         _quota(quotas, STANDARD, self.standard_quota)
-        pool = [config.plan.chosen.instance.instance_type] + [
-            p.instance.instance_type for p in config.plan.alternatives
-            if p.instance.gpu_count <= config.gpu_limit]
+        pool = list(config.plan.instance_types(config.gpu_limit))
         offerings = self.offerings or {t: ZONES for t in pool}
         ec2.add_response("describe_instance_type_offerings", {"InstanceTypeOfferings": [
             {"InstanceType": t, "LocationType": "availability-zone", "Location": z}
@@ -196,9 +194,10 @@ def test_an_account_ready_to_deploy(aws_clients):
 
 
 def test_zero_p_quota_names_the_quota_and_the_vcpus_needed(aws_clients):
-    # 8x H200: one p5en.48xlarge is 192 vCPUs; gpu_limit 16 allows two.
+    # 8x H200: one p5en.48xlarge is 192 vCPUs; gpu_limit 16 allows two (one replica
+    # and the surge replica of a rollout).
     code, out = Account(gpu_quotas=[(P_ON_DEMAND, 0.0)]).run(
-        aws_clients, model="deepseek-r1", gpu_limit="16")
+        aws_clients, model="deepseek-r1", gpu_limit="16", max_replicas="1")
     assert code == 1
     (problem,) = rows(out, "problem")
     assert "Running On-Demand P instances (on-demand) is 0 vCPUs" in problem
@@ -211,19 +210,20 @@ def test_zero_p_quota_names_the_quota_and_the_vcpus_needed(aws_clients):
 
 def test_a_quota_below_the_gpu_limit_warns(aws_clients):
     code, out = Account(gpu_quotas=[(P_ON_DEMAND, 192.0)]).run(
-        aws_clients, model="deepseek-r1", gpu_limit="16")
+        aws_clients, model="deepseek-r1", gpu_limit="16", max_replicas="1")
     assert code == 0
     (warning,) = rows(out, "warning")
     assert "Karpenter stops at 192 vCPUs" in warning and "to at least 384 vCPUs" in warning
 
 
 def test_fallback_families_have_their_own_quota_row(aws_clients):
-    # gpt-oss-120b plans a g6.12xlarge; a p5.4xlarge (1 x H100) is among its fallbacks.
-    code, out = Account(gpu_quotas=[(G_ON_DEMAND, 1000.0), (P_ON_DEMAND, 0.0)]).run(
-        aws_clients, model="gpt-oss-120b")
+    # The 70B distill plans a p4d.24xlarge (TP 8); g6e.48xlarge (8 x L40S) is among its
+    # fallbacks, on the G and VT quota.
+    code, out = Account(gpu_quotas=[(P_ON_DEMAND, 1000.0), (G_ON_DEMAND, 0.0)]).run(
+        aws_clients, model="deepseek-r1-distill-llama-70b")
     assert code == 0  # the planned type can launch
     (warning,) = rows(out, "warning")
-    assert "L-417A185B" in warning and "p5.4xlarge" in warning
+    assert "L-DB2E81BA" in warning and "g6e.48xlarge" in warning
     assert "fallback types can never launch" in warning
 
 

@@ -5,6 +5,7 @@ keeps the stack names users deploy by (`cdk deploy VllmProdStack`)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -14,26 +15,33 @@ from vllm_eks.config import EnvironmentConfig
 from vllm_eks.nag import enable_nag
 from vllm_eks.stacks import build_environment
 
-from .support import project_context
+from .support import project_context, render_intrinsics
 
 DEFAULT_STACKS = {"VllmNetworkStack", "VllmModelStoreStack", "VllmClusterStack",
                   "VllmProdStack"}
 
 
 def physical_names(template: dict) -> set[str]:
-    """Every literal name a resource asks AWS for: properties named `...Name` (or `Name`)
-    whose value is a plain string, plus the EKS cluster's `Name`."""
+    """Every name a resource asks AWS for: properties named `...Name` (or `Name`), as
+    their text; a name built with intrinsics (`Fn::Join` of a Ref and a literal) as its
+    rendered text (two environments' differ in the literal part, or share it)."""
     names: set[str] = set()
 
     def walk(value: Any, key: str = "") -> None:
+        if key.endswith("Name") and key not in NOT_NAMES:
+            rendered = render_intrinsics(value)
+            if isinstance(rendered, str):
+                # A bare reference (`{"Ref": "GpuCluster"}`) names another resource of
+                # the same environment, not a name chosen here.
+                if re.sub(r"\$\{[^}]+\}", "", rendered):
+                    names.add(rendered)
+                return
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(v, k)
         elif isinstance(value, list):
             for item in value:
                 walk(item, key)
-        elif isinstance(value, str) and key.endswith("Name") and key not in NOT_NAMES:
-            names.add(value)
 
     for resource in template["Resources"].values():
         walk(resource.get("Properties", {}))
@@ -44,9 +52,8 @@ def physical_names(template: dict) -> set[str]:
 # resources (Kubernetes objects live in the environment's own cluster; AWS names of
 # things we do not create; values that are the same everywhere by design).
 NOT_NAMES = {
-    "AddonName", "ServiceName", "DeviceName", "ServiceAccountName", "AttributeName",
-    "MetricName", "Namespace", "PolicyName", "KeyName", "ManagedPolicyName", "ChartName",
-    "Release", "AvailabilityZoneName", "HandlerName", "ParameterName", "SecretName",
+    "AddonName", "ServiceName", "DeviceName", "AttributeName", "MetricName",
+    "PolicyName",  # an inline policy's name, unique only within its own role
     "iam:AWSServiceName",  # a condition value: the AWS service, not a resource
     "ObjectName",  # a Kubernetes object, in the environment's own cluster
 }
@@ -95,6 +102,8 @@ def test_no_physical_name_is_shared(two_environments):
 
 
 def test_the_name_check_sees_a_shared_name():
-    template = {"Resources": {"A": {"Properties": {"FunctionName": "shared"}},
-                              "B": {"Properties": {"AddonName": "vpc-cni"}}}}
-    assert physical_names(template) == {"shared"}
+    template = {"Resources": {
+        "A": {"Properties": {"FunctionName": "shared"}},
+        "B": {"Properties": {"AddonName": "vpc-cni"}},
+        "C": {"Properties": {"LogGroupName": {"Fn::Join": ["", ["/aws/", {"Ref": "X"}]]}}}}}
+    assert physical_names(template) == {"shared", "/aws/${Ref:X}"}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, EnvironmentConfig
+from .config import ConfigError, EnvironmentConfig, check_context_keys
 from .models import PlanError, UnknownModelError
 from .regions import KNOWN_REGIONS
 
@@ -44,6 +44,7 @@ class StageConfig:
         """The stage's EnvironmentConfig, validated exactly like `-c` keys of the CLI."""
         context = {**self.context, "account": self.account, "region": self.region}
         try:
+            check_context_keys(self.context)
             config = EnvironmentConfig.from_context(context.get)
         except (ValueError, UnknownModelError, PlanError) as error:
             raise PipelineConfigError(f"pipeline.json, stage {self.name!r}: {error}") from None

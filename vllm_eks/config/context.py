@@ -34,6 +34,7 @@ from .environment import (
     NetworkConfig,
     ObservabilityConfig,
     field_default,
+    gpu_nodes_for,
     replicas_per_node,
     resolved_gpu_limit,
 )
@@ -41,7 +42,11 @@ from .options import DEFAULT_ZONE_SUFFIXES, MIN_SYSTEM_NODES, ContextReader
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}$")
+# The environment's name: it names the EKS cluster, the stacks (`VllmProdStack-<name>`),
+# Lambda functions (`<name>-teardown-guard`, 64 characters at most) and the ECR cache
+# prefix (lowercase only). Lowercase and short, so no derived name is cut or collides.
+MAX_CLUSTER_NAME = 40
+_CLUSTER_NAME = re.compile(rf"^[a-z0-9]([a-z0-9-]{{0,{MAX_CLUSTER_NAME - 2}}}[a-z0-9])?$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 # Becomes an S3 key segment and a directory name: no slashes.
@@ -139,16 +144,18 @@ def _parse_autoscaling(ctx: ContextReader, plan: DeploymentPlan,
             f"-c max_replicas to at least {minimum}"
         )
     # Replicas beyond the GPUs Karpenter may ever hold stay Pending. Each replica gets
-    # whole GPUs on one node, so count per node.
+    # whole GPUs on one node, so count per node; and a rolling update at max_replicas
+    # (surge 1, never below the count) needs room for one replica more, or it stalls.
     node_gpus = plan.chosen.instance.gpu_count
     gpu_limit = resolved_gpu_limit(cluster, plan, maximum)
     capacity = (gpu_limit // node_gpus) * replicas_per_node(plan)
-    if maximum > capacity:
+    if maximum + 1 > capacity:
+        needed = gpu_nodes_for(maximum + 1, plan) * node_gpus
         raise ConfigError(
-            f"-c max_replicas={maximum} needs {maximum * plan.gpus} GPUs, but Karpenter's "
-            f"gpu_limit ({gpu_limit}, {gpu_limit // node_gpus} x {node_gpus}-GPU "
-            f"{plan.instance_type} nodes) holds at most {capacity} replicas; raise "
-            f"-c gpu_limit or lower -c max_replicas"
+            f"-c max_replicas={maximum} plus the one surge replica of a rolling update need "
+            f"{needed} GPUs of {plan.instance_type} nodes ({node_gpus} each), but "
+            f"Karpenter's gpu_limit ({gpu_limit}) holds {capacity} replicas; pass "
+            f"-c gpu_limit={needed} or lower -c max_replicas"
         )
     return AutoscalingConfig(min_replicas=minimum, max_replicas=maximum)
 
@@ -281,8 +288,10 @@ def _parse_cluster(ctx: ContextReader, plan: DeploymentPlan) -> ClusterConfig:
     name = ctx.string("cluster_name", defaults.name)
     if not _CLUSTER_NAME.match(name):
         raise ConfigError(
-            f"-c cluster_name={name!r} must start with a letter or digit and hold only "
-            "letters, digits, '-' and '_' (at most 100 characters)"
+            f"-c cluster_name={name!r} must be 1-{MAX_CLUSTER_NAME} lowercase letters, "
+            "digits and '-', starting and ending with a letter or digit (it names the "
+            "cluster, the stacks, functions and image cache of the environment); pass "
+            "e.g. -c cluster_name=team-b"
         )
     cidrs = tuple(str(_cidr("api_allowed_cidrs", c)) for c in ctx.string_list("api_allowed_cidrs"))
     admin_role_arn = ctx.string("admin_role_arn")

@@ -7,6 +7,7 @@ options table read it from here, so it is stated once.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ class ClusterConfig:
     # One per AZ: monitoring keeps its data on zonal EBS volumes, and a volume's pod can
     # only run in that volume's zone.
     system_nodes: int = 3
-    gpu_limit: int | None = None  # Karpenter GPU pool limit; None: two planned nodes' GPUs
+    # Karpenter GPU pool limit; None: whole planned nodes for max_replicas + 1 replicas.
+    gpu_limit: int | None = None
     cpu_limit: int = 64  # Karpenter general pool limit, vCPUs
 
 
@@ -115,7 +117,7 @@ class EnvironmentConfig:
         (per environment: a prefix is unique in an account and region)."""
         if self.docker_hub_secret_arn is None:
             return None
-        return f"{self.cluster.name}-docker-hub"
+        return bounded_name(self.cluster.name, "docker-hub", ECR_PREFIX_MAX)
 
     def with_smoke_test_invoker(self, account: str) -> "EnvironmentConfig":
         return dataclasses.replace(self, smoke_test_invoker_account=account)
@@ -133,6 +135,21 @@ class EnvironmentConfig:
         from .context import parse_context
 
         return parse_context(get)
+
+
+# ECR repository prefixes of pull-through cache rules: at most 30 characters.
+ECR_PREFIX_MAX = 30
+
+
+def bounded_name(name: str, suffix: str, limit: int) -> str:
+    """`<name>-<suffix>`, or, when that is longer than `limit`, the name cut short with
+    six hex digits of its hash before the suffix: distinct names stay distinct."""
+    full = f"{name}-{suffix}"
+    if len(full) <= limit:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    keep = limit - len(suffix) - len(digest) - 2
+    return f"{name[:keep].rstrip('-')}-{digest}-{suffix}"
 
 
 def replicas_per_node(plan: DeploymentPlan) -> int:

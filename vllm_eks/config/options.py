@@ -84,7 +84,10 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
                   "VPC CIDR, a /16 (three /19s for nodes and pods, /24s for load balancers)"),
     ContextOption("nat_gateways", _code(_NETWORK.nat_gateways),
                   "NAT gateways: one per AZ; `1` for dev"),
-    ContextOption("cluster_name", _code(_CLUSTER.name), "EKS cluster name"),
+    ContextOption("cluster_name", _code(_CLUSTER.name),
+                  "EKS cluster name and the environment's name (1-40 lowercase letters, "
+                  "digits, `-`); other than the default, stacks are named `<stack>-<name>`, "
+                  "so environments can share an account and region"),
     ContextOption("api_allowed_cidrs", "none (private only)",
                   "comma-separated CIDRs allowed to reach the public API endpoint"),
     ContextOption("admin_role_arn", "none",

@@ -91,7 +91,7 @@ class GpuCluster(Construct):
             version=versions.KUBERNETES_VERSION,
             vpc=props.vpc,
             vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
-            # Self-managed Karpenter and managed node groups, not EKS Auto Mode.
+            # Self-managed Karpenter and a managed system node group, not EKS Auto Mode.
             default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
             default_capacity=0,
             # The managed add-ons below replace the unmanaged defaults EKS would install.

@@ -1,4 +1,5 @@
-"""Karpenter: GPU burst capacity on top of the managed GPU node group's baseline."""
+"""Karpenter: every GPU node of the environment (there is no managed GPU node group), and
+CPU nodes beyond the system node group."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ class Karpenter(Construct):
         cluster, cluster_name = props.cluster, props.cluster_name
 
         self.node_role = worker_node_role(self, "NodeRole", "Nodes launched by Karpenter")
-        # A separate role from the managed node groups': EKS creates their access entry
+        # A separate role from the system node group's: EKS creates its access entry
         # itself, and a second entry for the same role would fail.
         node_access = eks.AccessEntry(
             self, "NodeAccessEntry", cluster=cluster, principal=self.node_role.role_arn,

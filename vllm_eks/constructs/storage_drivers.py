@@ -32,6 +32,8 @@ class StorageDriversProps:
     pod_identity_agent: IDependable  # the eks-pod-identity-agent add-on, created first
     file_system: efs.IFileSystem  # the model cache: EFS access points, the StorageClass
     file_system_security_group: ec2.ISecurityGroup  # the file system's: NFS is opened on it
+    # Tags the EBS volumes the gp3 StorageClass creates (they outlive a teardown).
+    environment_name: str | None = None
 
 
 class StorageDrivers(Construct):
@@ -79,7 +81,8 @@ class StorageDrivers(Construct):
 
         storage_classes = render(
             StorageClassesChart, "storage-classes",
-            props=StorageClassesProps(file_system_id=props.file_system.file_system_id),
+            props=StorageClassesProps(file_system_id=props.file_system.file_system_id,
+                                      environment_name=props.environment_name),
         )
         self.storage_classes = eks.KubernetesManifest(
             self, "StorageClasses", cluster=cluster, manifest=storage_classes.to_json())

@@ -51,6 +51,8 @@ class VllmServiceProps:
     # None: the vLLM image from Docker Hub; else the prefix of the environment's ECR
     # pull-through cache (created in the cluster stack, which grants the nodes its use).
     image_cache_prefix: str | None = None
+    # Karpenter's GPU pool limit (the node affinity offers the pool's types only).
+    gpu_limit: int | None = None
     # Applied before the service (the namespace, its policies and the cache claim).
     # (): no ordering within the stack.
     after: tuple[Construct, ...] = ()
@@ -165,6 +167,7 @@ class VllmService(Construct):
             load_balancer_cidrs=self._load_balancer_cidrs(),
             namespace=props.namespace,
             image_cache_prefix=props.image_cache_prefix,
+            gpu_limit=props.gpu_limit,
         )
 
     # -- parts -------------------------------------------------------------------------

@@ -9,8 +9,12 @@ import cdk8s
 from constructs import Construct
 
 from .. import versions
-from ..bottlerocket import GPU_NODE_SETTINGS, gpu_data_volume_gib  # noqa: F401 (re-exported)
-from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
+from ..bottlerocket import (  # gpu_data_volume_gib: re-exported for its callers
+    GPU_NODE_SETTINGS,
+    gpu_data_volume_gib,  # noqa: F401
+    gpu_data_volume_performance,
+)
+from ..labels import ENVIRONMENT_TAG, GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
 from .objects import custom_resource
 
@@ -56,11 +60,9 @@ class KarpenterPoolsChart(cdk8s.Chart):
 
     def gpu_instance_types(self) -> list[str]:
         """The planned type, then the fallbacks that fit the model and the GPU limit, so a
-        shortage of one type falls back to the next."""
-        plan = self.props.plan
-        placements = [plan.chosen, *plan.alternatives]
-        return [p.instance.instance_type for p in placements
-                if p.instance.gpu_count <= self.props.gpu_limit]
+        shortage of one type falls back to the next (DeploymentPlan.instance_types: the
+        pods' node affinity names the same)."""
+        return list(self.props.plan.instance_types(self.props.gpu_limit))
 
     def gpu_requirements(self) -> list[dict]:
         plan = self.props.plan
@@ -118,9 +120,12 @@ class KarpenterPoolsChart(cdk8s.Chart):
             "blockDeviceMappings": [
                 volume("/dev/xvda", 4),
                 volume("/dev/xvdb", data_volume_gib,
-                       **({"throughput": 500, "iops": 6000} if gpu else {})),
+                       **(gpu_data_volume_performance(self.props.plan) if gpu else {})),
             ],
-            "tags": {"vllm-eks:pool": GPU_POOL if gpu else GENERAL_POOL},
+            # The environment's tag on every instance, volume and launch template
+            # Karpenter creates, so a teardown can be checked by it (docs/teardown.md).
+            "tags": {"vllm-eks:pool": GPU_POOL if gpu else GENERAL_POOL,
+                     ENVIRONMENT_TAG: self.props.cluster_name},
         }
         if gpu:
             # Every planned GPU type has local NVMe: striped, it holds container images,

@@ -9,6 +9,7 @@ import cdk8s
 from cdk8s_plus_35 import k8s
 from constructs import Construct
 
+from ..labels import ENVIRONMENT_TAG
 from .pod_security import POD_GID, POD_UID
 
 EFS_STORAGE_CLASS = "efs-model-cache"
@@ -18,6 +19,9 @@ GP3_STORAGE_CLASS = "gp3-encrypted"
 @dataclass(frozen=True, kw_only=True)
 class StorageClassesProps:
     file_system_id: str  # may be a CDK token
+    # Tags the EBS volumes `vllm-eks:environment=<name>`: they are retained after a
+    # teardown, and the tag is how docs/teardown.md finds them. None: no tag.
+    environment_name: str | None = None
 
 
 class StorageClassesChart(cdk8s.Chart):
@@ -55,7 +59,9 @@ class StorageClassesChart(cdk8s.Chart):
             metadata=k8s.ObjectMeta(name=GP3_STORAGE_CLASS,
                                     labels={"app.kubernetes.io/part-of": "vllm-eks"}),
             provisioner="ebs.csi.aws.com",
-            parameters={"type": "gp3", "encrypted": "true"},
+            parameters={"type": "gp3", "encrypted": "true", **(
+                {"tagSpecification_1": f"{ENVIRONMENT_TAG}={props.environment_name}"}
+                if props.environment_name else {})},
             reclaim_policy="Retain",  # metrics history survives a chart reinstall
             volume_binding_mode="WaitForFirstConsumer",  # the volume's AZ follows the pod
             allow_volume_expansion=True,

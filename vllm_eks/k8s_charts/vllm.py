@@ -76,6 +76,9 @@ class VllmChartProps:
     replicas: int | None = None
     # None: the vLLM image from Docker Hub; else the ECR pull-through cache's prefix.
     image_cache_prefix: str | None = None
+    # Karpenter's GPU pool limit: node types with more GPUs are left out of the node
+    # affinity, as they are out of the pool. None: no limit.
+    gpu_limit: int | None = None
 
 
 class VllmChart(cdk8s.Chart):
@@ -134,14 +137,9 @@ class VllmChart(cdk8s.Chart):
         return self.model.hf_id
 
     def node_instance_types(self) -> list[str]:
-        """The planned type and the fallbacks on which this replica (same TP) fits."""
-        plan = self.plan
-        types = [plan.instance_type]
-        for placement in plan.alternatives:
-            if (placement.tensor_parallel == plan.tensor_parallel
-                    and placement.instance.instance_type not in types):
-                types.append(placement.instance.instance_type)
-        return types
+        """The planned type and the fallbacks on which this replica fits, within the GPU
+        pool's limit: the types the GPU NodePool offers (DeploymentPlan.instance_types)."""
+        return list(self.plan.instance_types(self.props.gpu_limit))
 
     # -- hooks -------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..bottlerocket import gpu_data_volume_gib
+from ..bottlerocket import gpu_data_volume_gib, gpu_data_volume_performance
 from ..config import EndpointScheme, EnvironmentConfig
 from ..config.environment import gpu_nodes_for, replicas_per_node
 from . import prices as p
@@ -23,8 +23,6 @@ from .sources import ModelSource
 # constructs loads aws-cdk); tests/test_cost.py pins each against its source. The GPU data
 # volume's size comes from bottlerocket.gpu_data_volume_gib itself.
 BOTTLEROCKET_OS_VOLUME_GIB = 4  # /dev/xvda of every node (cluster.py, karpenter_pools.py)
-GPU_DATA_VOLUME_IOPS = 6000  # Karpenter EC2NodeClass "gpu", /dev/xvdb
-GPU_DATA_VOLUME_THROUGHPUT_MIBPS = 500
 SYSTEM_DATA_VOLUME_GIB = 100  # cluster.SYSTEM_DATA_VOLUME_GIB, baseline gp3 performance
 ALERTMANAGER_VOLUME_GIB = 10  # constructs/observability.py; Grafana persists nothing
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "ec2", "logs")  # constructs/network.py
@@ -50,10 +48,13 @@ class Gp3Volume:
 
 
 def gpu_node_volumes(plan: DeploymentPlan) -> tuple[Gp3Volume, ...]:
-    """The EBS volumes of one Karpenter GPU node: OS, and data with raised performance."""
-    return (Gp3Volume(BOTTLEROCKET_OS_VOLUME_GIB),
-            Gp3Volume(gpu_data_volume_gib(plan), GPU_DATA_VOLUME_IOPS,
-                      GPU_DATA_VOLUME_THROUGHPUT_MIBPS))
+    """The EBS volumes of one Karpenter GPU node: OS, and data (raised performance only
+    without instance store)."""
+    performance = gpu_data_volume_performance(plan)
+    data = Gp3Volume(gpu_data_volume_gib(plan), **({
+        "iops": performance["iops"], "throughput_mibps": performance["throughput"]}
+        if performance else {}))
+    return (Gp3Volume(BOTTLEROCKET_OS_VOLUME_GIB), data)
 
 
 def system_node_volumes() -> tuple[Gp3Volume, ...]:

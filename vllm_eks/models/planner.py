@@ -160,6 +160,14 @@ class DeploymentPlan:
             f"({PRICE_REGION} on-demand list price of {PRICES_CHECKED})"
         )
 
+    def instance_types(self, gpu_limit: int | None = None) -> tuple[str, ...]:
+        """The planned type, then the fallbacks, that a replica may run on: the GPU
+        NodePool offers exactly these and the pod's node affinity names exactly these.
+        `gpu_limit` drops types with more GPUs per node than the pool may hold."""
+        placements = (self.chosen, *self.alternatives)
+        return tuple(p.instance.instance_type for p in placements
+                     if gpu_limit is None or p.instance.gpu_count <= gpu_limit)
+
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready record of the plan (published into the cluster and stack outputs)."""
         c = self.chosen
@@ -296,16 +304,18 @@ def plan(request: PlanRequest) -> DeploymentPlan:
 
 
 def _fallbacks(chosen: Placement, fitting: list[Placement]) -> tuple[Placement, ...]:
-    """One placement per other instance type (its smallest fitting TP), cheapest first,
-    no dearer than FALLBACK_MAX_PRICE_FACTOR x the chosen one. Only types Karpenter can
-    launch (with a price): a fallback that never launches is noise in the pool."""
+    """Other instance types on which the chosen replica fits as it is (same TP: the pod's
+    GPU request and `--tensor-parallel-size` do not change with the node), cheapest
+    first, no dearer than FALLBACK_MAX_PRICE_FACTOR x the chosen one. Only types Karpenter
+    can launch (with a price): a fallback that never launches is noise in the pool."""
     ceiling = chosen.usd_per_hour * FALLBACK_MAX_PRICE_FACTOR
     seen = {chosen.instance.instance_type}
     alternatives: list[Placement] = []
     for placement in fitting:
         price = placement.usd_per_hour
         affordable = price is not None and price <= ceiling
-        if placement.instance.instance_type not in seen and affordable:
+        if (placement.instance.instance_type not in seen and affordable
+                and placement.tensor_parallel == chosen.tensor_parallel):
             seen.add(placement.instance.instance_type)
             alternatives.append(placement)
     return tuple(alternatives[:FALLBACK_MAX_COUNT])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from ..models import CapacityType, GpuInstance
+from ..models import GPU_INSTANCES, CapacityType, GpuInstance
 from .aws import CouldNotCheck, call, guarded
 from .checks import Target
 from .report import Row, Status
@@ -46,8 +46,7 @@ def gpu_pool_instances(target: Target) -> list[GpuInstance]:
     """The GPU NodePool's types: the planned one, then the fallbacks within gpu_limit
     (k8s_charts/karpenter_pools.py gpu_instance_types)."""
     config = target.config
-    placements = [config.plan.chosen, *config.plan.alternatives]
-    return [p.instance for p in placements if p.instance.gpu_count <= config.gpu_limit]
+    return [GPU_INSTANCES[t] for t in config.plan.instance_types(config.gpu_limit)]
 
 
 def max_vcpus(instances: list[GpuInstance], gpu_limit: int) -> int:

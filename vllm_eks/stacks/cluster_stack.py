@@ -1,4 +1,4 @@
-"""VllmClusterStack: EKS, its node groups and cluster-wide add-ons."""
+"""VllmClusterStack: EKS, its system node group, Karpenter and cluster-wide add-ons."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ class ClusterStack(cdk.Stack):
                 cluster=cluster, pod_identity_agent=pod_identity_agent,
                 file_system=store.file_system,
                 file_system_security_group=store.file_system_security_group,
+                environment_name=cluster_name,
             ),
         )
         self.secrets_store = SecretsStoreCsi(

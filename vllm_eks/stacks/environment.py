@@ -10,6 +10,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from ..config import ClusterConfig, EnvironmentConfig
+from ..labels import ENVIRONMENT_TAG
 from .cluster_stack import ClusterStack
 from .model_store_stack import ModelStoreStack
 from .network_stack import NetworkStack
@@ -31,7 +32,7 @@ def stack_id(base: str, environment_name: str) -> str:
     update each other's stacks."""
     if environment_name == ClusterConfig().name:
         return base
-    return f"{base}-{environment_name.replace('_', '-')}"
+    return f"{base}-{environment_name}"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def build_environment(
     cluster = ClusterStack(
         scope, stack_id(CLUSTER_STACK_ID, name), config=config, **options(), vpc=network.network.vpc,
         store=model_store.store,
-        description="vllm-eks cluster: EKS, Bottlerocket system and GPU node groups, add-ons",
+        description="vllm-eks cluster: EKS, Bottlerocket system nodes, Karpenter, add-ons",
     )
     prod = ProdStack(
         scope, stack_id(PROD_STACK_ID, name), config=config, **options(),
@@ -85,6 +86,6 @@ def build_environment(
     cluster.add_stack_dependency(model_store)
     prod.add_stack_dependency(cluster)
     for stack in (network, model_store, cluster, prod):
-        cdk.Tags.of(stack).add("vllm-eks:environment", config.cluster.name)
+        cdk.Tags.of(stack).add(ENVIRONMENT_TAG, config.cluster.name)
     return EnvironmentStacks(network=network, model_store=model_store, cluster=cluster,
                              prod=prod)

@@ -47,6 +47,7 @@ class ProdStack(cdk.Stack):
                 max_replicas=config.autoscaling.max_replicas,
                 namespace=namespace_chart.props.namespace,
                 image_cache_prefix=config.image_cache_prefix,
+                gpu_limit=config.gpu_limit,
                 after=(namespace,),
             ),
         )
