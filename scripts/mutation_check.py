@@ -82,7 +82,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "ingress-routes-everything-by-wildcard",
-        "vllm_eks/k8s_charts/vllm.py",
+        "vllm_eks/k8s_charts/vllm_networking.py",
         'k8s.HttpIngressPath(path=HEALTH_PATH, path_type="Exact", backend=backend),',
         'k8s.HttpIngressPath(path=HEALTH_PATH, path_type="Exact", backend=backend), '
         'k8s.HttpIngressPath(path="/*", path_type="ImplementationSpecific", backend=backend),',
@@ -97,14 +97,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "startup-budget-assumes-s3-for-every-source",
-        "vllm_eks/k8s_charts/vllm.py",
+        "vllm_eks/k8s_charts/vllm_pod.py",
         "return startup_budget_seconds(self.model, self.props.model_source)",
         "return startup_budget_seconds(self.model, ModelSource.S3)",
         ("tests/test_vllm_chart.py",),
     ),
     Mutation(
         "server-arg-misspelt",
-        "vllm_eks/k8s_charts/vllm.py",
+        "vllm_eks/k8s_charts/vllm_pod.py",
         '"--max-model-len", str(',
         '"--max-model-length", str(',
         ("tests/test_vllm_facts.py",),
@@ -213,7 +213,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "vllm-reachable-from-any-pod",
-        "vllm_eks/k8s_charts/vllm.py",
+        "vllm_eks/k8s_charts/vllm_networking.py",
         "ingress=[k8s.NetworkPolicyIngressRule(from_=load_balancer, ports=port),",
         "ingress=[k8s.NetworkPolicyIngressRule(ports=port),",
         ("tests/test_serving.py",),
@@ -227,7 +227,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "liveness-probe-kills-on-first-miss",
-        "vllm_eks/k8s_charts/vllm.py",
+        "vllm_eks/k8s_charts/vllm_pod.py",
         "failure_threshold=4),",
         "failure_threshold=1),",
         ("tests/test_serving.py::test_liveness_tolerates_a_busy_engine_for_a_minute",),
@@ -243,7 +243,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "public-endpoint-allows-tls-1-0",
-        "vllm_eks/k8s_charts/vllm.py",
+        "vllm_eks/k8s_charts/vllm_networking.py",
         '"alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",',
         '"alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-2016-08",',
         ("tests/test_serving.py",),
