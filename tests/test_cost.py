@@ -225,11 +225,8 @@ def test_every_price_names_its_source_region_and_date():
 @pytest.mark.parametrize("model", ["deepseek-r1-distill-llama-8b", "deepseek-r1"])
 def test_gpu_volumes_are_the_karpenter_node_class_block_devices(model):
     from vllm_eks.k8s_charts import render
-    from vllm_eks.k8s_charts.karpenter_pools import (
-        KarpenterPoolsChart,
-        KarpenterPoolsProps,
-        gpu_data_volume_gib,
-    )
+    from vllm_eks.bottlerocket import gpu_data_volume_gib
+    from vllm_eks.k8s_charts.karpenter_pools import KarpenterPoolsChart, KarpenterPoolsProps
 
     config = parse(model=model)
     chart = render(KarpenterPoolsChart, "pools", props=KarpenterPoolsProps(

@@ -211,7 +211,7 @@ def test_gpu_limit_must_be_a_number():
 def test_gpu_data_volume_is_small_on_instance_store_and_sized_without_it():
     import dataclasses
 
-    from vllm_eks.k8s_charts.karpenter_pools import gpu_data_volume_gib
+    from vllm_eks.bottlerocket import gpu_data_volume_gib
     from vllm_eks.models import PlanRequest, get_model, plan
 
     r1 = plan(PlanRequest(model=get_model("deepseek-r1")))

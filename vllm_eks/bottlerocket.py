@@ -1,6 +1,6 @@
-"""Bottlerocket on GPU nodes: the settings (TOML user data) of Karpenter's GPU
-EC2NodeClass and the size of its data volume. No CDK imports: `plan` and the cost
-estimate use it without starting Node.js."""
+"""Bottlerocket nodes: their volumes (OS and data, on system and GPU nodes), the settings
+(TOML user data) of Karpenter's GPU EC2NodeClass and the size of a GPU node's data volume.
+No CDK imports: `plan` and the cost estimate use it without starting Node.js."""
 
 from __future__ import annotations
 
@@ -17,6 +17,15 @@ GPU_NODE_SETTINGS = """\
 visible-devices-envvar-when-unprivileged = true
 """
 
+
+# Bottlerocket keeps its OS on /dev/xvda and container images and ephemeral storage on the
+# data volume /dev/xvdb, on every node (system node group and Karpenter's).
+BOTTLEROCKET_OS_VOLUME = "/dev/xvda"
+BOTTLEROCKET_DATA_VOLUME = "/dev/xvdb"
+BOTTLEROCKET_OS_VOLUME_GIB = 4
+# System nodes: controllers, monitoring, and the weights-staging Job's copy of the ~10 GB
+# vLLM image.
+SYSTEM_DATA_VOLUME_GIB = 100
 
 # The vLLM image unpacked (~28 GB, vllm#27154) plus torch.compile / CUDA-graph caches.
 VLLM_IMAGE_UNPACKED_GB = 35

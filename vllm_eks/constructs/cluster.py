@@ -15,19 +15,17 @@ from constructs import Construct
 
 from .. import versions
 from ..config import ClusterConfig
+from ..bottlerocket import (
+    BOTTLEROCKET_DATA_VOLUME,
+    BOTTLEROCKET_OS_VOLUME,
+    BOTTLEROCKET_OS_VOLUME_GIB,
+    SYSTEM_DATA_VOLUME_GIB,
+)
 from ..labels import NODE_ROLE_LABEL
 from ..nag import acknowledge
 from ..naming import pascal_case
 
 
-# Bottlerocket keeps its OS on /dev/xvda and container images and ephemeral storage on the
-# data volume /dev/xvdb. A managed node group's diskSize resizes the root device, not the
-# data volume, so both are sized in a launch template.
-BOTTLEROCKET_OS_VOLUME = "/dev/xvda"
-BOTTLEROCKET_DATA_VOLUME = "/dev/xvdb"
-BOTTLEROCKET_OS_VOLUME_GIB = 4
-# Controllers, monitoring, and the weights-staging Job's copy of the ~10 GB vLLM image.
-SYSTEM_DATA_VOLUME_GIB = 100
 
 NODE_MANAGED_POLICIES = (
     "AmazonEKSWorkerNodePolicy",
@@ -193,6 +191,8 @@ class GpuCluster(Construct):
 
     def _launch_template(self, construct_id: str, data_volume_gib: int, *,
                          throughput: int) -> ec2.LaunchTemplate:
+        # A managed node group's diskSize resizes Bottlerocket's OS device, not its data
+        # volume: both are sized here.
         def volume(size: int, **extra) -> ec2.BlockDeviceVolume:
             return ec2.BlockDeviceVolume.ebs(
                 size, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3,

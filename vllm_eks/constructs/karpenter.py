@@ -14,12 +14,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IDependable
 
 from .. import versions
+from ..bottlerocket import gpu_data_volume_gib
 from ..k8s_charts import render
-from ..k8s_charts.karpenter_pools import (
-    KarpenterPoolsChart,
-    KarpenterPoolsProps,
-    gpu_data_volume_gib,
-)
+from ..k8s_charts.karpenter_pools import KarpenterPoolsChart, KarpenterPoolsProps
 from ..models import DeploymentPlan
 from ..nag import acknowledge, acknowledge_wildcards
 from ..labels import NODE_ROLE_LABEL

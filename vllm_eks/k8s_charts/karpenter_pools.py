@@ -9,9 +9,11 @@ import cdk8s
 from constructs import Construct
 
 from .. import versions
-from ..bottlerocket import (  # gpu_data_volume_gib: re-exported for its callers
+from ..bottlerocket import (
+    BOTTLEROCKET_DATA_VOLUME,
+    BOTTLEROCKET_OS_VOLUME,
+    BOTTLEROCKET_OS_VOLUME_GIB,
     GPU_NODE_SETTINGS,
-    gpu_data_volume_gib,  # noqa: F401
     gpu_data_volume_performance,
 )
 from ..labels import ENVIRONMENT_TAG, GPU_TAINT_KEY, NODE_ROLE_LABEL
@@ -118,8 +120,8 @@ class KarpenterPoolsChart(cdk8s.Chart):
                 "httpProtocolIPv6": "disabled",
             },
             "blockDeviceMappings": [
-                volume("/dev/xvda", 4),
-                volume("/dev/xvdb", data_volume_gib,
+                volume(BOTTLEROCKET_OS_VOLUME, BOTTLEROCKET_OS_VOLUME_GIB),
+                volume(BOTTLEROCKET_DATA_VOLUME, data_volume_gib,
                        **(gpu_data_volume_performance(self.props.plan) if gpu else {})),
             ],
             # The environment's tag on every instance, volume and launch template

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..bottlerocket import gpu_data_volume_gib, gpu_data_volume_performance
+from ..bottlerocket import (
+    BOTTLEROCKET_OS_VOLUME_GIB,
+    SYSTEM_DATA_VOLUME_GIB,
+    gpu_data_volume_gib,
+    gpu_data_volume_performance,
+)
 from ..config import EndpointScheme, EnvironmentConfig
 from ..config.environment import gpu_nodes_for, replicas_per_node
 from . import prices as p
@@ -20,10 +25,8 @@ from .profile import GB, GIB
 from .sources import ModelSource
 
 # Literals of the product code that no function returns, mirrored here (importing the
-# constructs loads aws-cdk); tests/test_cost.py pins each against its source. The GPU data
-# volume's size comes from bottlerocket.gpu_data_volume_gib itself.
-BOTTLEROCKET_OS_VOLUME_GIB = 4  # /dev/xvda of every node (cluster.py, karpenter_pools.py)
-SYSTEM_DATA_VOLUME_GIB = 100  # cluster.SYSTEM_DATA_VOLUME_GIB, baseline gp3 performance
+# constructs loads aws-cdk); tests/test_cost.py pins each against its source. Node volume
+# sizes come from vllm_eks/bottlerocket.py itself.
 ALERTMANAGER_VOLUME_GIB = 10  # constructs/observability.py; Grafana persists nothing
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "ec2", "logs")  # constructs/network.py
 
