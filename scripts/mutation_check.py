@@ -82,10 +82,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "ingress-routes-everything-by-wildcard",
-        "vllm_eks/k8s_charts/vllm_networking.py",
-        'k8s.HttpIngressPath(path=HEALTH_PATH, path_type="Exact", backend=backend),',
-        'k8s.HttpIngressPath(path=HEALTH_PATH, path_type="Exact", backend=backend), '
-        'k8s.HttpIngressPath(path="/*", path_type="ImplementationSpecific", backend=backend),',
+        "vllm_eks/k8s_charts/router.py",
+        "                    for path in self.ingress_paths()]))]))",
+        "                    for path in self.ingress_paths()] + [k8s.HttpIngressPath("
+        'path="/*", path_type="ImplementationSpecific", backend=backend)]))]))',
         ("tests/test_serving.py",),
     ),
     Mutation(
@@ -133,16 +133,16 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "vllm-reads-every-models-weights",
-        "vllm_eks/constructs/vllm_service.py",
+        "vllm_eks/constructs/model_server.py",
         'resources=[bucket.arn_for_objects(f"{prefix}*")]),',
         'resources=[bucket.arn_for_objects("*")]),',
         ("tests/test_iam.py",),
     ),
     Mutation(
         "vllm-reads-the-hugging-face-token",
-        "vllm_eks/constructs/vllm_service.py",
-        "self.api_key.grant_read(self.server_role)",
-        "self.api_key.grant_read(self.server_role); "
+        "vllm_eks/constructs/model_server.py",
+        "props.api_key.grant_read(self.server_role)",
+        "props.api_key.grant_read(self.server_role); "
         "hf_token_secret.grant_read(self.server_role)",
         ("tests/test_iam.py",),
     ),
@@ -214,7 +214,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "vllm-reachable-from-any-pod",
         "vllm_eks/k8s_charts/vllm_networking.py",
-        "ingress=[k8s.NetworkPolicyIngressRule(from_=load_balancer, ports=port),",
+        "ingress=[k8s.NetworkPolicyIngressRule(from_=router, ports=port),",
         "ingress=[k8s.NetworkPolicyIngressRule(ports=port),",
         ("tests/test_serving.py",),
     ),
@@ -243,7 +243,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "public-endpoint-allows-tls-1-0",
-        "vllm_eks/k8s_charts/vllm_networking.py",
+        "vllm_eks/k8s_charts/router.py",
         '"alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",',
         '"alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-2016-08",',
         ("tests/test_serving.py",),
@@ -268,6 +268,42 @@ MUTATIONS: tuple[Mutation, ...] = (
         "read_only_root_filesystem=True,",
         "read_only_root_filesystem=False,",
         ("tests/test_serving.py",),
+    ),
+    # -- several models behind the router ----------------------------------------------
+    Mutation(
+        "router-may-delete-pods",
+        "vllm_eks/k8s_charts/router.py",
+        'resources=["pods"], verbs=["get", "list", "watch"])])',
+        'resources=["pods"], verbs=["get", "list", "watch", "delete"])])',
+        ("tests/test_router.py",),
+    ),
+    Mutation(
+        "router-answers-v1-models-without-a-key",
+        "vllm_eks/k8s_charts/router.py",
+        "backend=fixed if path == MODELS_PATH else backend)",
+        "backend=backend)",
+        ("tests/test_serving.py",),
+    ),
+    Mutation(
+        "gpu-limit-counts-the-first-model-only",
+        "vllm_eks/config/environment.py",
+        "return sum(surge_gpus(model) for model in models)",
+        "return surge_gpus(models[0])",
+        ("tests/test_config.py",),
+    ),
+    Mutation(
+        "per-model-value-reaches-the-wrong-model",
+        "vllm_eks/config/models.py",
+        "return per_model[key].get(model_key)",
+        "return next(iter(per_model[key].values()), None)",
+        ("tests/test_config.py",),
+    ),
+    Mutation(
+        "gpu-pool-offers-the-first-models-types-only",
+        "vllm_eks/config/environment.py",
+        "        for model in self.models:\n            types.update(",
+        "        for model in self.models[:1]:\n            types.update(",
+        ("tests/test_karpenter.py",),
     ),
 )
 

@@ -61,8 +61,12 @@ def public_efs_env(tmp_path_factory) -> SynthResult:
     return synth_environment(PUBLIC_EFS_CONTEXT, tmp_path_factory.mktemp("public-efs"))
 
 
-# Every observability and autoscaling option away from its default.
+# Two models behind the router, with every observability and autoscaling option away from
+# its default (max_model_len pinned for one model only).
+SECOND_MODEL = "deepseek-r1-distill-qwen-1.5b"
 OPTIONS_CONTEXT = {
+    "models": f"deepseek-r1-distill-llama-8b,{SECOND_MODEL}",
+    "max_model_len": f"{SECOND_MODEL}:16384",
     "ttft_slo_ms": "250",
     "min_replicas": "2",
     "max_replicas": "3",
@@ -74,7 +78,8 @@ OPTIONS_CONTEXT = {
 
 @pytest.fixture(scope="session")
 def options_env(tmp_path_factory) -> SynthResult:
-    """The default model with 2-3 replicas, a tighter SLO, CloudWatch and Grafana's ALB."""
+    """Two models (the default and a small one) with 2-3 replicas each, a tighter SLO,
+    CloudWatch and Grafana's ALB."""
     return synth_environment(OPTIONS_CONTEXT, tmp_path_factory.mktemp("options"))
 
 
@@ -99,3 +104,11 @@ def pipeline(tmp_path_factory):
     synth_pipeline(config_with_connection(), outdir)
     template = json.loads((outdir / "VllmPipelineStack.template.json").read_text())
     return outdir, template
+
+
+@pytest.fixture(scope="session")
+def two_models_env(tmp_path_factory) -> SynthResult:
+    """The default model plus a second one, every other option at its default: what
+    adding a model to the default environment changes."""
+    return synth_environment({"models": f"deepseek-r1-distill-llama-8b,{SECOND_MODEL}"},
+                             tmp_path_factory.mktemp("two-models"))

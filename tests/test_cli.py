@@ -84,9 +84,10 @@ def test_all_covers_the_catalog(capsys):
      "vllm-eks: no single-node placement fits deepseek-r1"),
     (["--model", "deepseek-r1-distill-llama-8b", "--max-model-len", "999999"],
      "exceeds what deepseek-r1-distill-llama-8b supports"),
-    (["--max-model-len", "0"], "max_model_len=0 is too short to serve; pass at least 256"),
+    (["--max-model-len", "0"], "--max-model-len 0 must be at least 256"),
     (["--tensor-parallel", "16"], "tensor_parallel=16 exceeds the 8 GPUs of the largest"),
-    (["--gpu-memory-utilization", "2"], "gpu_memory_utilization=2.0 is outside 0.10-0.98"),
+    (["--gpu-memory-utilization", "2"], "--gpu-memory-utilization 2.0 must be between 0 and 1"),
+    (["--gpu-memory-utilization", "0.05"], "gpu_memory_utilization=0.05 is outside 0.10-0.98"),
 ])
 def test_bad_input_exits_non_zero_with_a_message(capsys, args, message):
     code, out, err = run_plan(capsys, *args)
@@ -100,7 +101,12 @@ def test_the_module_entry_point_and_argument_errors():
     assert ok.returncode == 0 and "gpt-oss-20b (openai/gpt-oss-20b)" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "vllm_eks", "plan", "--capacity", "reserved"],
                          capture_output=True, text=True, env=env, cwd=REPO)
-    assert bad.returncode == 2 and "invalid choice: 'reserved'" in bad.stderr
+    assert bad.returncode == 1 and (
+        "--capacity 'reserved' is not a capacity type; pass --capacity <one of: on-demand, "
+        "spot>") in bad.stderr
+    usage = subprocess.run([sys.executable, "-m", "vllm_eks", "plan", "--source", "gcs"],
+                           capture_output=True, text=True, env=env, cwd=REPO)
+    assert usage.returncode == 2 and "invalid choice: 'gcs'" in usage.stderr
 
 
 def test_readme_model_table_is_generated_from_the_catalog():
@@ -124,10 +130,10 @@ def test_readme_options_table_is_generated_from_the_config():
 
 # What synth uses when a key is not given, read from the parsed config.
 EFFECTIVE_DEFAULTS = {
-    "model": lambda c: c.plan.model.key,
-    "min_concurrency": lambda c: c.plan.min_concurrency,
-    "gpu_memory_utilization": lambda c: f"{c.plan.gpu_memory_utilization:.2f}",
-    "capacity": lambda c: c.plan.capacity.value,
+    "models": lambda c: ",".join(model.key for model in c.models),
+    "min_concurrency": lambda c: c.models[0].plan.min_concurrency,
+    "gpu_memory_utilization": lambda c: f"{c.models[0].plan.gpu_memory_utilization:.2f}",
+    "capacity": lambda c: c.models[0].plan.capacity.value,
     "region": lambda c: c.region,
     "vpc_cidr": lambda c: c.network.cidr,
     "nat_gateways": lambda c: c.network.nat_gateways,
@@ -138,11 +144,11 @@ EFFECTIVE_DEFAULTS = {
     "prometheus_retention_days": lambda c: c.observability.retention_days,
     "prometheus_storage_gib": lambda c: c.observability.storage_gib,
     "ttft_slo_ms": lambda c: f"{c.observability.ttft_slo_seconds * 1000:g}",
-    "min_replicas": lambda c: c.autoscaling.min_replicas,
-    "max_replicas": lambda c: c.autoscaling.max_replicas,
+    "min_replicas": lambda c: c.models[0].autoscaling.min_replicas,
+    "max_replicas": lambda c: c.models[0].autoscaling.max_replicas,
     "cloudwatch": lambda c: str(c.observability.cloudwatch).lower(),
     "grafana_alb": lambda c: str(c.observability.grafana_alb).lower(),
-    "model_revision": lambda c: c.model_revision,
+    "model_revision": lambda c: c.models[0].revision,
     "model_source": lambda c: c.model_source.value,
     "endpoint_scheme": lambda c: c.endpoint.scheme.value,
 }
@@ -174,7 +180,7 @@ def test_plan_prints_the_whole_environment_cost(capsys):
     code, out, _ = run_plan(capsys, "--model", "deepseek-r1")
     assert code == 0
     assert "vllm-eks cost: deepseek-r1 on p5en.48xlarge" in out
-    assert re.search(r"^about \$[\d.,]+/hour, \$[\d,]+/month at min_replicas=1", out, re.M)
+    assert re.search(r"^about \$[\d.,]+/hour, \$[\d,]+/month at min_replicas \(", out, re.M)
 
 
 def test_plan_errors_name_the_cli_flags(capsys):
@@ -185,15 +191,46 @@ def test_plan_errors_name_the_cli_flags(capsys):
     assert "pass --model <one of:" in err
 
 
+TWO_MODELS = "deepseek-r1-distill-llama-8b,deepseek-r1-distill-qwen-1.5b"
+
+
 def test_readme_plan_examples_are_the_real_output():
     from vllm_eks.config import EnvironmentConfig
     from vllm_eks.models.cost import estimate_environment_cost, render_cost
 
     readme = (REPO / "README.md").read_text()
     r1 = EnvironmentConfig.from_context({"model": "deepseek-r1"}.get)
-    assert f"```\n{r1.plan.summary()}\n```" in readme
+    assert f"```\n{r1.models[0].plan.summary()}\n```" in readme
     table = render_plan(PlanRequest(model=get_model("deepseek-r1")), ModelSource.S3)
     assert f"```\n{table}\n```" in readme
-    for config in (EnvironmentConfig.from_context({}.get), r1):
+    two = EnvironmentConfig.from_context({"models": TWO_MODELS}.get)
+    for config in (EnvironmentConfig.from_context({}.get), r1, two):
         totals = render_cost(estimate_environment_cost(config)).splitlines()
         assert next(line for line in totals if line.startswith("about $")) in readme
+    # "Serve several models": the estimate `plan --models` prints, as printed.
+    assert (f"<!-- plan-models:start (python -m vllm_eks plan --models {TWO_MODELS}, the "
+            f"estimate) -->\n```\n{render_cost(estimate_environment_cost(two))}\n```") in readme
+
+
+def test_plan_models_prints_each_model_then_the_environment_cost(capsys):
+    code, out, _ = run_plan(capsys, "--models",
+                            "deepseek-r1-distill-qwen-1.5b,deepseek-r1-distill-llama-8b",
+                            "--max-model-len", "deepseek-r1-distill-llama-8b:8192")
+    assert code == 0
+    small = out.index("deepseek-r1-distill-qwen-1.5b (deepseek-ai/")
+    big = out.index("deepseek-r1-distill-llama-8b (deepseek-ai/")
+    cost = out.index("vllm-eks cost: deepseek-r1-distill-qwen-1.5b on g6.xlarge")
+    assert small < big < cost  # in the order given, then one estimate for both
+    assert "max_model_len 8192" in out[big:cost]
+    config = EnvironmentConfig.from_context({
+        "models": "deepseek-r1-distill-qwen-1.5b,deepseek-r1-distill-llama-8b",
+        "max_model_len": "deepseek-r1-distill-llama-8b:8192"}.get)
+    from vllm_eks.models.cost import estimate_environment_cost, render_cost
+    assert render_cost(estimate_environment_cost(config)) in out
+
+
+def test_plan_models_refuses_a_pin_for_a_model_not_listed(capsys):
+    code, _, err = run_plan(capsys, "--models", "deepseek-r1-distill-qwen-1.5b",
+                            "--max-model-len", "deepseek-r1:8192")
+    assert code == 1
+    assert "sets a value for 'deepseek-r1', which is not a model of this environment" in err

@@ -14,7 +14,7 @@ from vllm_eks.config import (
     EnvironmentConfig,
     check_context_keys,
 )
-from vllm_eks.models import CapacityType, PlanError, UnknownModelError
+from vllm_eks.models import DEFAULT_MODEL_KEY, CapacityType, PlanError, UnknownModelError
 from vllm_eks.models.sources import ModelSource
 
 
@@ -34,7 +34,8 @@ def test_defaults():
     assert config.cluster.api_allowed_cidrs == ()
     # One per AZ: Prometheus' EBS volume is zonal and must always find a node in its zone.
     assert config.cluster.system_nodes == 3
-    assert config.plan.capacity is CapacityType.ON_DEMAND
+    assert [model.key for model in config.models] == [DEFAULT_MODEL_KEY]
+    assert config.models[0].plan.capacity is CapacityType.ON_DEMAND
     assert config.model_source is ModelSource.S3
     # Secure by default: an internal load balancer reachable from the VPC only.
     assert config.endpoint.scheme is EndpointScheme.INTERNAL
@@ -54,9 +55,9 @@ def test_public_endpoint_needs_https_and_named_clients():
 
 
 def test_model_revision_defaults_to_main_and_may_be_pinned():
-    assert parse().model_revision == "main"
+    assert parse().models[0].revision == "main"
     commit = "56d4cbbb4d29f4355bab4b9a39ccb717a14ad5ad"
-    assert parse(model_revision=commit).model_revision == commit
+    assert parse(model_revision=commit).models[0].revision == commit
 
 
 def test_cli_strings_are_converted():
@@ -64,9 +65,10 @@ def test_cli_strings_are_converted():
                    max_model_len="8192", capacity="spot", nat_gateways="1",
                    api_allowed_cidrs="203.0.113.0/24, 198.51.100.7/32", region="eu-west-1",
                    account="123456789012", gpu_limit="16")
-    assert config.plan.tensor_parallel == 4
-    assert config.plan.max_model_len == 8192
-    assert config.plan.capacity is CapacityType.SPOT
+    (model,) = config.models
+    assert model.plan.tensor_parallel == 4
+    assert model.plan.max_model_len == 8192
+    assert model.plan.capacity is CapacityType.SPOT
     assert config.network.nat_gateways == 1
     assert config.network.availability_zones[0] == "eu-west-1a"
     assert config.cluster.api_allowed_cidrs == ("203.0.113.0/24", "198.51.100.7/32")
@@ -75,7 +77,7 @@ def test_cli_strings_are_converted():
 
 def test_cdk_json_values_may_be_typed():
     config = parse(max_model_len=4096, api_allowed_cidrs=["10.1.0.0/16"])
-    assert config.plan.max_model_len == 4096
+    assert config.models[0].plan.max_model_len == 4096
     assert config.cluster.api_allowed_cidrs == ("10.1.0.0/16",)
 
 
@@ -156,9 +158,9 @@ def test_every_context_key_is_documented_in_the_readme():
         ({"min_replicas": "3", "max_replicas": "2"}, ConfigError,
          r"-c min_replicas=3 is above -c max_replicas=2; raise -c max_replicas to at least 3"),
         ({"max_replicas": "9", "gpu_limit": "4"}, ConfigError,
-         r"-c max_replicas=9 plus the one surge replica of a rolling update need 10 GPUs "
-         r"of g6e.xlarge nodes \(1 each\), but Karpenter's gpu_limit \(4\) holds 4 "
-         r"replicas; pass -c gpu_limit=10 or lower -c max_replicas"),
+         r"-c gpu_limit=4 is too small: max_replicas plus the one surge replica of a "
+         r"rolling update need 10 GPUs in whole nodes \(deepseek-r1-distill-llama-8b 10 "
+         r"\(9\+1 replicas on g6e.xlarge\)\); pass -c gpu_limit=10 or lower -c max_replicas"),
         ({"max_replicas": "4", "gpu_limit": "4"}, ConfigError,  # no room for the surge
          r"pass -c gpu_limit=5 or lower -c max_replicas"),
         ({"min_replicas": "0"}, ConfigError,
@@ -240,3 +242,90 @@ def test_a_pipeline_stage_with_an_unknown_key_is_refused():
     with pytest.raises(PipelineConfigError, match=r"stage 'dev': -c modle is not an option "
                                                   r"of vllm-eks; did you mean -c model\?"):
         stage.environment("111111111111")
+
+
+SMALL = "deepseek-r1-distill-qwen-1.5b"
+TWO = f"{DEFAULT_MODEL_KEY},{SMALL}"
+
+
+def test_several_models_are_planned_each_in_the_order_given():
+    config = parse(models=f"{SMALL},{DEFAULT_MODEL_KEY}")
+    assert [model.key for model in config.models] == [SMALL, DEFAULT_MODEL_KEY]
+    assert config.plans == tuple(model.plan for model in config.models)
+    alone = parse(model=SMALL).models[0]
+    assert config.models[0].plan.instance_type == alone.plan.instance_type
+    # Each model's max_replicas + 1 surge replica, on its own nodes' GPUs.
+    assert config.gpu_limit == 3 * 1 + 3 * 1
+
+
+def test_per_model_values_apply_to_one_model_or_every_model():
+    config = parse(models=TWO, max_model_len=f"{DEFAULT_MODEL_KEY}:8192",
+                   max_replicas=f"{SMALL}:3,{DEFAULT_MODEL_KEY}:2", capacity="spot")
+    big, small = config.models
+    assert big.plan.max_model_len == 8192
+    assert small.plan.max_model_len == parse(model=SMALL).models[0].plan.max_model_len
+    assert (big.autoscaling.max_replicas, small.autoscaling.max_replicas) == (2, 3)
+    assert big.plan.capacity is small.plan.capacity is CapacityType.SPOT
+    # pipeline.json may give an object
+    typed = parse(models=[DEFAULT_MODEL_KEY, SMALL], model_revision={SMALL: "v1.0"})
+    assert [m.revision for m in typed.models] == ["main", "v1.0"]
+
+
+@pytest.mark.parametrize(("context", "error", "message"), [
+    ({"models": ""}, ConfigError, r"-c models= has an empty value"),
+    ({"models": ","}, ConfigError, r"-c models=',' has an empty entry"),
+    ({"models": f"{SMALL},,{DEFAULT_MODEL_KEY}"}, ConfigError, r"has an empty entry"),
+    ({"models": f"{SMALL},{SMALL}"}, ConfigError,
+     rf"-c models lists {SMALL} more than once; list each model once"),
+    ({"models": f"{SMALL},llama-9000"}, UnknownModelError,
+     r"unknown model 'llama-9000'; pass -c model=<one of: .*deepseek-r1"),
+    ({"models": SMALL, "model": SMALL}, ConfigError, r"-c model and -c models are both set"),
+    ({"models": TWO, "max_model_len": "deepseek-r1:8192"}, ConfigError,
+     r"-c max_model_len sets a value for 'deepseek-r1', which is not a model of this "
+     r"environment \(deepseek-r1-distill-llama-8b, deepseek-r1-distill-qwen-1.5b\); add it"),
+    ({"models": TWO, "max_model_len": f"{SMALL}:8192,{SMALL}:4096"}, ConfigError,
+     rf"-c max_model_len sets '{SMALL}' twice"),
+    ({"models": TWO, "max_model_len": f"{SMALL}:8192,4096"}, ConfigError,
+     r"'4096' is not <model>:<value>; pass one value for every model"),
+    ({"models": TWO, "max_replicas": f"{SMALL}:x"}, ConfigError,
+     rf"model {SMALL}: -c max_replicas='x' is not a whole number"),
+    ({"models": TWO, "tensor_parallel": f"{DEFAULT_MODEL_KEY}:3"}, PlanError,
+     rf"model {DEFAULT_MODEL_KEY}: "),
+    ({"models": TWO, "max_replicas": f"{SMALL}:4", "gpu_limit": "6"}, ConfigError,
+     r"-c gpu_limit=6 is too small: .* need 8 GPUs in whole nodes \(deepseek-r1-distill-"
+     r"llama-8b 3 \(2\+1 replicas on g6e.xlarge\), deepseek-r1-distill-qwen-1.5b 5 "
+     r"\(4\+1 replicas on g6.xlarge\)\); pass -c gpu_limit=8"),
+])
+def test_bad_model_lists_fail_with_a_clear_message(context, error, message):
+    with pytest.raises(error, match=message):
+        parse(**context)
+
+
+def test_two_models_served_under_one_name_are_refused():
+    import dataclasses
+
+    from vllm_eks.models import get_model, register
+
+    small = get_model(SMALL)
+    twin = dataclasses.replace(small, key="qwen-small-copy", served_name=small.name)
+    register(twin)
+    with pytest.raises(ConfigError, match=r"models deepseek-r1-distill-qwen-1.5b and "
+                       r"qwen-small-copy are both served as '.*', so a request's `model` "
+                       r"field could not tell them apart"):
+        parse(models=f"{SMALL},qwen-small-copy")
+
+
+def test_a_pipeline_stage_may_serve_several_models_with_per_model_values():
+    from vllm_eks.pipeline_config import PipelineConfigError, StageConfig
+
+    stage = StageConfig(name="staging", account="333333333333", region="us-east-1", context={
+        "models": TWO, "max_replicas": {SMALL: "3"},
+        "max_model_len": {DEFAULT_MODEL_KEY: 8192}})
+    config = stage.environment("111111111111")
+    assert [m.autoscaling.max_replicas for m in config.models] == [2, 3]
+    assert config.models[0].plan.max_model_len == 8192
+    wrong = StageConfig(name="prod", account="444444444444", region="us-east-1",
+                        context={"model": SMALL, "max_replicas": {DEFAULT_MODEL_KEY: "3"}})
+    with pytest.raises(PipelineConfigError, match=r"stage 'prod': -c max_replicas sets a value "
+                       rf"for '{DEFAULT_MODEL_KEY}', which is not a model of this environment"):
+        wrong.environment("111111111111")

@@ -52,13 +52,14 @@ def gp3_month(gib: int, iops: int = 3000, throughput: int = 125) -> float:
 def test_default_model_lines_are_counts_times_list_prices():
     config = parse()
     est = estimate_environment_cost(config)
-    assert (est.model, est.instance_type) == ("deepseek-r1-distill-llama-8b", "g6e.xlarge")
+    assert est.placements == ("deepseek-r1-distill-llama-8b on g6e.xlarge (on-demand), 1-2 "
+                              "replicas",)
     g6e = GPU_INSTANCES["g6e.xlarge"].on_demand_usd_per_hour
     gpu = item(est, "GPU nodes")
     assert (gpu.usd_per_hour, gpu.usd_per_hour_at_max) == (pytest.approx(g6e),
                                                           pytest.approx(2 * g6e))
     assert gpu.quantity == "1 x g6e.xlarge (2 at max)"
-    data_gib = gpu_node_volumes(config.plan)[1].gib
+    data_gib = gpu_node_volumes(config.plans)[1].gib
     per_node = gp3_month(4) + gp3_month(data_gib)  # baseline gp3: NVMe holds the data
     volumes = item(est, "GPU node volumes")
     assert volumes.usd_per_month == pytest.approx(per_node)
@@ -73,7 +74,7 @@ def test_default_model_lines_are_counts_times_list_prices():
     assert item(est, "Public IPv4").usd_per_hour == pytest.approx(3 * p.PUBLIC_IPV4_HOUR.usd)
     assert item(est, "Interface VPC endpoints").usd_per_hour == pytest.approx(5 * 3 * 0.01)
     assert item(est, "Application Load Balancers").usd_per_hour == p.ALB_HOUR.usd
-    weights_gib = config.plan.model.weight_bytes / GIB
+    weights_gib = config.models[0].plan.model.weight_bytes / GIB
     assert item(est, "S3 weights").usd_per_month == pytest.approx(weights_gib * 0.023)
     assert item(est, "Monitoring volumes").usd_per_month == pytest.approx((100 + 10) * 0.08)
     assert not [i for i in est.items if i.name.startswith("EFS")]
@@ -92,7 +93,8 @@ def test_totals_are_the_sum_of_the_lines(context):
         sum(i.usd_per_month_at_max for i in est.items))
     # Only the GPU lines grow with replicas.
     grows = {i.name for i in est.items if i.usd_per_hour_at_max != i.usd_per_hour}
-    assert grows == {"GPU nodes, Karpenter (on-demand)", "GPU node volumes (gp3)"}
+    key = parse(**context).models[0].key
+    assert grows == {f"GPU nodes {key} (on-demand)", f"GPU node volumes {key} (gp3)"}
 
 
 def test_deepseek_r1_is_one_p5en_per_replica():
@@ -114,11 +116,11 @@ def test_min_and_max_replicas_set_the_gpu_node_counts():
     config = parse(model="deepseek-r1", min_replicas="2", max_replicas="3")
     est = estimate_environment_cost(config)
     p5en = GPU_INSTANCES["p5en.48xlarge"].on_demand_usd_per_hour
-    node_volumes = sum(v.usd_per_month for v in gpu_node_volumes(config.plan))
+    node_volumes = sum(v.usd_per_month for v in gpu_node_volumes(config.plans))
     gpu = item(est, "GPU nodes")
     assert (gpu.usd_per_hour, gpu.usd_per_hour_at_max) == (pytest.approx(2 * p5en),
                                                           pytest.approx(3 * p5en))
-    assert (est.min_replicas, est.max_replicas) == (2, 3)
+    assert est.placements == ("deepseek-r1 on p5en.48xlarge (on-demand), 2-3 replicas",)
     assert est.usd_per_hour_at_max - est.usd_per_hour == pytest.approx(
         p5en + node_volumes / HOURS)
     same = estimate(min_replicas="2", max_replicas="2")
@@ -127,18 +129,18 @@ def test_min_and_max_replicas_set_the_gpu_node_counts():
 
 def test_replicas_that_share_a_node_are_packed():
     config = parse(model="deepseek-r1-distill-qwen-14b", max_replicas="4")
-    per_node = replicas_per_node(config.plan)
+    per_node = replicas_per_node(config.models[0].plan)
     assert per_node > 1  # TP 2 of a 4-GPU g6e.12xlarge
     est = estimate_environment_cost(config)
-    price = config.plan.chosen.instance.on_demand_usd_per_hour
+    price = config.models[0].plan.chosen.instance.on_demand_usd_per_hour
     assert item(est, "GPU nodes").usd_per_hour_at_max == pytest.approx(
-        math.ceil(4 / per_node) * price) == pytest.approx(gpu_nodes_for(4, config.plan) * price)
+        math.ceil(4 / per_node) * price) == pytest.approx(gpu_nodes_for(4, config.models[0].plan) * price)
     assert any("share one g6e.12xlarge" in n for n in est.caveats)
 
 
 def test_spot_is_priced_at_the_on_demand_list_price_as_an_upper_bound():
     est = estimate(capacity="spot")
-    assert item(est, "GPU nodes").name == "GPU nodes, Karpenter (spot)"
+    assert item(est, "GPU nodes").name == "GPU nodes deepseek-r1-distill-llama-8b (spot)"
     assert item(est, "GPU nodes").usd_per_hour == pytest.approx(
         GPU_INSTANCES["g6e.xlarge"].on_demand_usd_per_hour)
     assert any("on-demand list price as an upper bound" in n for n in est.caveats)
@@ -148,7 +150,7 @@ def test_spot_is_priced_at_the_on_demand_list_price_as_an_upper_bound():
 def test_efs_adds_the_model_cache_and_hf_stores_nothing():
     config = parse(model_source="efs")
     est = estimate_environment_cost(config)
-    weights_gib = config.plan.model.weight_bytes / GIB
+    weights_gib = config.models[0].plan.model.weight_bytes / GIB
     assert item(est, "EFS model cache").usd_per_month == pytest.approx(weights_gib * 0.30)
     assert item(est, "S3 weights")  # staged into S3 first
     assert est.usd_per_month == pytest.approx(estimate().usd_per_month + weights_gib * 0.30)
@@ -199,13 +201,14 @@ def test_render_is_an_aligned_table_with_the_totals_line():
     text = render_cost(est)
     lines = text.splitlines()
     assert lines[0].startswith("vllm-eks cost: deepseek-r1-distill-llama-8b on g6e.xlarge "
-                               f"(on-demand), {PRICE_REGION} list prices of {PRICES_CHECKED}")
+                               f"(on-demand), 1-2 replicas; {PRICE_REGION} list prices of "
+                               f"{PRICES_CHECKED}")
     table = lines[1:len(est.items) + 3]  # header, items, total
     assert table[-1].lstrip().startswith("total")
     assert len({len(line) for line in table}) == 1  # right-aligned money columns
     assert (f"about ${est.usd_per_hour:,.2f}/hour, ${est.usd_per_month:,.0f}/month at "
-            f"min_replicas=1 (up to ${est.usd_per_month_at_max:,.0f}/month at "
-            "max_replicas=2)") in lines
+            f"min_replicas (up to ${est.usd_per_month_at_max:,.0f}/month at "
+            "max_replicas)") in lines
     assert "  usage-based, not in the total:" in lines
     assert any("NAT data processing $0.045/GB" in line for line in lines)
 
@@ -230,13 +233,14 @@ def test_gpu_volumes_are_the_karpenter_node_class_block_devices(model):
 
     config = parse(model=model)
     chart = render(KarpenterPoolsChart, "pools", props=KarpenterPoolsProps(
-        cluster_name="c", node_role_name="r", plan=config.plan,
+        cluster_name="c", node_role_name="r", plans=config.plans,
+        gpu_instance_types=config.gpu_pool_instance_types,
         availability_zones=config.network.availability_zones, gpu_limit=config.gpu_limit,
-        cpu_limit=64, gpu_data_volume_gib=gpu_data_volume_gib(config.plan)))
+        cpu_limit=64, gpu_data_volume_gib=gpu_data_volume_gib(config.plans)))
     [gpu_class] = [m for m in chart.to_json()
                    if m["kind"] == "EC2NodeClass" and m["metadata"]["name"] == "gpu"]
     devices = [d["ebs"] for d in gpu_class["spec"]["blockDeviceMappings"]]
-    priced = gpu_node_volumes(config.plan)
+    priced = gpu_node_volumes(config.plans)
     assert [d["volumeSize"] for d in devices] == [f"{v.gib}Gi" for v in priced]
     assert all(d["volumeType"] == "gp3" for d in devices)
     assert devices[0]["volumeSize"] == f"{BOTTLEROCKET_OS_VOLUME_GIB}Gi"
@@ -289,3 +293,26 @@ def test_docs_show_the_estimate_the_code_makes(context):
     from .support import REPO
 
     assert render_cost(estimate(**context)) in (REPO / "docs" / "cost.md").read_text()
+
+
+def test_several_models_add_their_gpu_lines_and_share_the_rest():
+    two = parse(models="deepseek-r1-distill-llama-8b,deepseek-r1-distill-qwen-1.5b",
+                max_replicas="deepseek-r1-distill-qwen-1.5b:3")
+    est = estimate_environment_cost(two)
+    g6 = GPU_INSTANCES["g6.xlarge"].on_demand_usd_per_hour
+    small = item(est, "GPU nodes deepseek-r1-distill-qwen-1.5b")
+    assert (small.usd_per_hour, small.usd_per_hour_at_max) == (pytest.approx(g6),
+                                                              pytest.approx(3 * g6))
+    one = estimate()
+    # One control plane, one load balancer, one set of system nodes for both models.
+    for shared in ("EKS", "System nodes", "NAT", "Application Load Balancers"):
+        assert item(est, shared).usd_per_hour == item(one, shared).usd_per_hour
+    weights = sum(m.plan.model.weight_bytes for m in two.models) / GIB
+    assert item(est, "S3 weights").usd_per_month == pytest.approx(weights * 0.023)
+    assert est.usd_per_hour == pytest.approx(
+        one.usd_per_hour + small.usd_per_hour
+        + item(est, "GPU node volumes deepseek-r1-distill-qwen-1.5b").usd_per_hour
+        + item(est, "S3 weights").usd_per_hour - item(one, "S3 weights").usd_per_hour)
+    assert render_cost(est).splitlines()[0].startswith(
+        "vllm-eks cost: deepseek-r1-distill-llama-8b on g6e.xlarge (on-demand), 1-2 replicas; "
+        "deepseek-r1-distill-qwen-1.5b on g6.xlarge (on-demand), 1-3 replicas; ")

@@ -16,6 +16,7 @@ token).
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import pytest
 import yaml
 
 from vllm_eks import versions
+from vllm_eks.naming import pascal_case
 
 from .iam_policy import (
     Assembly, Role, Statement, as_list, is_read_only, is_specific_resource, matches,
@@ -103,8 +105,10 @@ ROLES: dict[str, RoleSpec] = {
     "VllmNetworkStack/Custom::VpcRestrictDefaultSGCustomResourceProvider/Role": spec(
         LAMBDA, ["ec2"], managed=["service-role/AWSLambdaBasicExecutionRole"]),
     # workloads
-    "VllmProdStack/VllmService/ServerRole": spec(POD_IDENTITY, ["s3", "secretsmanager"]),
-    "VllmProdStack/VllmService/StagerRole": spec(POD_IDENTITY, ["s3", "secretsmanager"]),
+    # one server and one stager role per model (ServerRole<Model>, StagerRole<Model>)
+    "VllmProdStack/VllmService/ServerRole*": spec(POD_IDENTITY, ["s3", "secretsmanager"]),
+    "VllmProdStack/VllmService/StagerRole*": spec(POD_IDENTITY, ["s3", "secretsmanager"]),
+    "VllmProdStack/VllmService/RouterRole": spec(POD_IDENTITY, ["secretsmanager"]),
     "VllmProdStack/SmokeTest/Function/ServiceRole": spec(
         LAMBDA, ["secretsmanager"], managed=LAMBDA_IN_VPC),
     # the pipeline (CDK Pipelines' roles, plus our smoke-test and connection statements)
@@ -203,17 +207,19 @@ HF_TOKEN = "${Ref:VllmModelStoreStack/ModelStore/HuggingFaceTokenSecret}"
 WEIGHTS_BUCKET = "${GetAtt:VllmModelStoreStack/ModelStore/WeightsBucket.Arn}"
 
 
-def secret_readers(model_source: str) -> dict[str, set[str]]:
+def secret_readers(model_source: str, model_keys: list[str]) -> dict[str, set[str]]:
     """Role -> the secrets whose values it may read; no other role reads any."""
     server = {API_KEY, HF_TOKEN} if model_source == "hf" else {API_KEY}
     readers = {
         "VllmClusterStack/Observability/GrafanaRole":
             {"${Ref:VllmClusterStack/Observability/GrafanaAdminPassword}"},
-        "VllmProdStack/VllmService/ServerRole": server,
+        "VllmProdStack/VllmService/RouterRole": {API_KEY},  # lists models with the key
         "VllmProdStack/SmokeTest/Function/ServiceRole": {API_KEY},
     }
-    if model_source != "hf":
-        readers["VllmProdStack/VllmService/StagerRole"] = {HF_TOKEN}
+    for key in model_keys:
+        readers[f"VllmProdStack/VllmService/ServerRole{pascal_case(key)}"] = server
+        if model_source != "hf":
+            readers[f"VllmProdStack/VllmService/StagerRole{pascal_case(key)}"] = {HF_TOKEN}
     return readers
 
 
@@ -402,8 +408,9 @@ def test_pass_role_only_for_named_roles(assembly):
 
 def test_secret_values_reach_only_their_consumers(assembly, request):
     sources = model_sources(assembly, request)
+    models = weights_prefixes(assembly, request)
     for role in assembly.roles.values():
-        readers = secret_readers(sources.get(role.stage, "none"))
+        readers = secret_readers(sources.get(role.stage, "none"), models.get(role.stage, []))
         read = {resource for statement in role.allows for resource in statement.resources
                 if any(matches(action, "secretsmanager:GetSecretValue")
                        for action in statement.actions)}
@@ -412,21 +419,22 @@ def test_secret_values_reach_only_their_consumers(assembly, request):
             f"{sorted(readers.get(stack_label(role), set()))}")
 
 
-def weights_prefixes(assembly: Assembly, request) -> dict[str, str]:
-    """Stage -> the served model's key, which is its weights prefix in the bucket."""
+def weights_prefixes(assembly: Assembly, request) -> dict[str, list[str]]:
+    """Stage -> the served models' keys, each its weights prefix in the bucket."""
     if assembly.name == "pipeline":
-        return {stage["name"].capitalize(): stage["context"]["model"]
+        return {stage["name"].capitalize(): [stage["context"]["model"]]
                 for stage in pipeline_config()["stages"]}
-    return {"": assembly_env(assembly, request).config.plan.model.key}
+    return {"": [model.key for model in assembly_env(assembly, request).config.models]}
 
 
 def test_weights_roles_reach_only_their_model_prefix(assembly, request):
     object_actions = {"ServerRole": ["s3:GetObject"],
                       "StagerRole": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]}
     checked = 0
-    for stage, key in weights_prefixes(assembly, request).items():
-        for name, actions in object_actions.items():
-            role = assembly.roles.get((stage, "VllmProdStack", f"VllmService/{name}"))
+    for stage, keys in weights_prefixes(assembly, request).items():
+        for key, (name, actions) in itertools.product(keys, object_actions.items()):
+            role = assembly.roles.get((stage, "VllmProdStack",
+                                       f"VllmService/{name}{pascal_case(key)}"))
             if role is None:
                 assert name == "StagerRole" and PIPELINE_STAGE_SOURCES.get(stage) == "hf"
                 continue

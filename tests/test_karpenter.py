@@ -9,6 +9,7 @@ import pytest
 
 from vllm_eks import versions
 from vllm_eks.config import ConfigError, EnvironmentConfig
+from vllm_eks.k8s_charts.model_pods import app_name
 from vllm_eks.stacks import CLUSTER_STACK_ID
 
 from .crd_validation import has_crd, validate_custom_resource
@@ -54,7 +55,7 @@ def test_crd_validation_rejects_a_misspelled_field(default_env):
 
 
 def test_gpu_node_pool_follows_the_plan(default_env):
-    plan = default_env.config.plan
+    plan = default_env.config.models[0].plan
     pool = custom_resources(default_env)[("NodePool", "gpu")]["spec"]
     requirements = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}
     types = requirements["node.kubernetes.io/instance-type"]
@@ -215,34 +216,44 @@ def test_gpu_data_volume_is_small_on_instance_store_and_sized_without_it():
     from vllm_eks.models import PlanRequest, get_model, plan
 
     r1 = plan(PlanRequest(model=get_model("deepseek-r1")))
-    assert gpu_data_volume_gib(r1) == 20  # 30 TB of NVMe per p5en
+    assert gpu_data_volume_gib([r1]) == 20  # 30 TB of NVMe per p5en
     no_nvme = dataclasses.replace(r1.chosen.instance, nvme_gb=0)
     without = dataclasses.replace(r1, chosen=dataclasses.replace(r1.chosen, instance=no_nvme))
-    assert gpu_data_volume_gib(without) >= 100 + 688e9 / 2**30  # image + weights
+    assert gpu_data_volume_gib([without]) >= 100 + 688e9 / 2**30  # image + weights
+    # One EC2NodeClass serves every model: the largest model's weights size it.
+    small = plan(PlanRequest(model=get_model("deepseek-r1-distill-qwen-1.5b")))
+    assert gpu_data_volume_gib([small, without]) == gpu_data_volume_gib([without])
 
 
-@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env"])
+@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env", "options_env"])
 def test_the_gpu_pool_offers_exactly_the_types_the_pods_accept(env_fixture, request):
     """A type in the pool that no pod accepts would launch for nothing; a type a pod
-    accepts that the pool never offers is a fallback that cannot happen. Both lists are
-    the plan's instance types within gpu_limit, and every one hosts the replica as it is
-    (same TP)."""
+    accepts that the pool never offers is a fallback that cannot happen. The pool offers
+    every model's instance types within gpu_limit, each model's pods accept their own,
+    and every one hosts the replica as it is (same TP)."""
     env = request.getfixturevalue(env_fixture)
     pool = custom_resources(env)[("NodePool", "gpu")]["spec"]
-    offered = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}[
-        "node.kubernetes.io/instance-type"]
-    (deployment,) = [o for o in env.manifests() if o["kind"] == "Deployment"
-                     and o["metadata"]["namespace"] == "inference"]
-    (term,) = deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
-        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    (accepted,) = [e["values"] for e in term["matchExpressions"]
-                   if e["key"] == "node.kubernetes.io/instance-type"]
-    assert offered == accepted
-    plan = env.config.plan
-    for placement in (plan.chosen, *plan.alternatives):
-        assert placement.tensor_parallel == plan.tensor_parallel
-        if placement.instance.instance_type in offered:
-            assert placement.instance.gpu_count <= env.config.gpu_limit
+    requirements = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}
+    offered = requirements["node.kubernetes.io/instance-type"]
+    accepted_by_all: list[str] = []
+    for model in env.config.models:
+        (deployment,) = [o for o in env.manifests() if o["kind"] == "Deployment"
+                         and o["metadata"]["name"] == app_name(model.key)]
+        (term,) = deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        expressions = {e["key"]: e["values"] for e in term["matchExpressions"]}
+        accepted = expressions["node.kubernetes.io/instance-type"]
+        assert accepted == list(env.config.instance_types(model))
+        assert set(expressions["karpenter.sh/capacity-type"]) <= set(
+            requirements["karpenter.sh/capacity-type"])
+        accepted_by_all += [t for t in accepted if t not in accepted_by_all]
+        plan = model.plan
+        for placement in (plan.chosen, *plan.alternatives):
+            assert placement.tensor_parallel == plan.tensor_parallel
+            if placement.instance.instance_type in accepted:
+                assert placement.instance.gpu_count <= env.config.model_gpu_limit(model)
+                assert env.config.model_gpu_limit(model) <= env.config.gpu_limit
+    assert offered == accepted_by_all
 
 
 @pytest.mark.parametrize("pool", ["gpu", "general"])

@@ -13,7 +13,10 @@ import re
 
 import pytest
 
-# Placeholders: <model> is the environment's model key (the S3 prefix of its weights).
+from vllm_eks.naming import pascal_case
+
+# Placeholders: <model> is a model's key (the S3 prefix of its weights), <Model> the same
+# in a construct ID; an entry with them stands for one entry per model of the environment.
 ENVIRONMENT: dict[str, set[str]] = {
     # Secrets we cannot rotate: a Hugging Face token is issued by Hugging Face; the
     # Grafana password and the API key are read at start (README: how to rotate them).
@@ -103,11 +106,11 @@ ENVIRONMENT: dict[str, set[str]] = {
         "IAM5[Resource::*]",
         "IAM5[Resource::arn:aws:elasticfilesystem:us-east-1:<AWS::AccountId>:access-point/*]",
     },
-    # The model's pods read (server) and write (stager) only their own model's prefix.
-    "VllmProdStack/VllmService/ServerRole": {
+    # Each model's pods read (server) and write (stager) only their own model's prefix.
+    "VllmProdStack/VllmService/ServerRole<Model>": {
         "IAM5[Resource::VllmModelStoreStack:ExportsOutputFnGetAttWeightsBucketArn7880A03A/<model>/*]",
     },
-    "VllmProdStack/VllmService/StagerRole": {
+    "VllmProdStack/VllmService/StagerRole<Model>": {
         "IAM5[Resource::VllmModelStoreStack:ExportsOutputFnGetAttWeightsBucketArn7880A03A/<model>/*]",
     },
     # The smoke-test Lambda runs in the VPC and logs: Lambda's managed execution policies.
@@ -200,9 +203,15 @@ def assert_reviewed(found: dict[str, set[str]], expected: dict[str, set[str]]) -
     assert not gone, f"reviewed findings that no longer occur (remove them): {gone}"
 
 
-def with_model(expected: dict[str, set[str]], model: str) -> dict[str, set[str]]:
-    return {path: {f.replace("<model>", model) for f in findings}
-            for path, findings in expected.items()}
+def with_models(expected: dict[str, set[str]], models: list[str]) -> dict[str, set[str]]:
+    """The list for an environment serving `models`: each <model>/<Model> entry once per
+    model."""
+    result: dict[str, set[str]] = {}
+    for path, findings in expected.items():
+        for model in (models if "<Model>" in path else models[:1]):
+            result[path.replace("<Model>", pascal_case(model))] = {
+                f.replace("<model>", model) for f in findings}
+    return result
 
 
 @pytest.mark.parametrize("env_fixture, extra", [
@@ -211,7 +220,7 @@ def with_model(expected: dict[str, set[str]], model: str) -> dict[str, set[str]]
 ])
 def test_every_acknowledged_finding_of_an_environment_is_reviewed(env_fixture, extra, request):
     env = request.getfixturevalue(env_fixture)
-    expected = with_model({**ENVIRONMENT, **extra}, env.config.plan.model.key)
+    expected = with_models({**ENVIRONMENT, **extra}, [m.key for m in env.config.models])
     assert_reviewed(acknowledged(env.validation_report), expected)
 
 
@@ -240,7 +249,8 @@ def test_every_acknowledged_finding_of_the_pipeline_is_reviewed(pipeline):
     assert sorted(stages) == ["Dev", "Prod", "Staging"]
     models = {"Dev": "deepseek-r1-distill-qwen-1.5b"}
     for stage, stage_found in stages.items():
-        expected = with_model(ENVIRONMENT, models.get(stage, "deepseek-r1-distill-llama-8b"))
+        expected = with_models(ENVIRONMENT,
+                               [models.get(stage, "deepseek-r1-distill-llama-8b")])
         assert_reviewed(stage_found, expected)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from vllm_eks import metrics, versions
+from vllm_eks.k8s_charts.router import ROUTER_NAME
 from vllm_eks.k8s_charts.vllm import app_name
 from vllm_eks.observability.alerts import alert_names, runbook_anchor
 from vllm_eks.stacks import CLUSTER_STACK_ID
@@ -45,9 +46,16 @@ def alert_rules(env) -> list[dict]:
             for group in obj["spec"]["groups"] for rule in group["rules"]]
 
 
+def scaled_objects(env) -> dict[str, dict]:
+    """Model key -> its ScaledObject (one per model, none for anything else)."""
+    found = [o for o in env.manifests() if o["kind"] == "ScaledObject"]
+    by_model = {o["metadata"]["labels"]["vllm-eks.io/model"]: o for o in found}
+    assert len(by_model) == len(found) == len(env.config.models)
+    return by_model
+
+
 def scaled_object(env) -> dict:
-    (obj,) = [o for o in env.manifests() if o["kind"] == "ScaledObject"]
-    return obj
+    return scaled_objects(env)[env.config.models[0].key]
 
 
 def every_expression(env) -> list[str]:
@@ -59,7 +67,8 @@ def every_expression(env) -> list[str]:
         expressions += [v["definition"] for v in dashboard["templating"]["list"]
                         if v["type"] == "query"]
     expressions += [rule["expr"] for rule in alert_rules(env)]
-    expressions += [t["metadata"]["query"] for t in scaled_object(env)["spec"]["triggers"]]
+    expressions += [t["metadata"]["query"] for o in scaled_objects(env).values()
+                    for t in o["spec"]["triggers"]]
     return expressions
 
 
@@ -189,7 +198,7 @@ def test_gpu_and_node_alerts_exist(default_env):
 
 def test_keda_scales_the_deployment_on_the_queue(default_env):
     spec = scaled_object(default_env)["spec"]
-    name = app_name(default_env.config.plan.model.key)
+    name = app_name(default_env.config.models[0].plan.model.key)
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                       "name": name}
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 2)
@@ -197,7 +206,7 @@ def test_keda_scales_the_deployment_on_the_queue(default_env):
     assert spec["fallback"] == {"failureThreshold": 3, "replicas": 1,
                                 "behavior": "currentReplicasIfHigher"}
     queue = next(t for t in spec["triggers"] if t["name"] == "queue")
-    served = default_env.config.plan.model.name
+    served = default_env.config.models[0].plan.model.name
     assert queue["metadata"]["query"] == f'sum(vllm:num_requests_waiting{{model_name="{served}"}})'
     assert queue["metadata"]["ignoreNullValues"] == "false"  # no data -> fallback, not 0
     assert queue["metadata"]["serverAddress"].startswith(
@@ -208,10 +217,23 @@ def test_keda_scales_the_deployment_on_the_queue(default_env):
     assert "replicas" not in deployment["spec"]  # the HPA owns it
 
 
-def test_replica_bounds_come_from_context(options_env):
-    spec = scaled_object(options_env)["spec"]
-    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 3)
-    assert spec["fallback"]["replicas"] == 2
+def test_each_model_scales_on_its_own_signals_within_its_bounds(options_env):
+    objects = scaled_objects(options_env)
+    assert list(objects) == [model.key for model in options_env.config.models]
+    for model in options_env.config.models:
+        spec = objects[model.key]["spec"]
+        assert spec["scaleTargetRef"]["name"] == app_name(model.key)
+        assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 3)
+        assert spec["fallback"]["replicas"] == 2
+        for trigger in spec["triggers"]:
+            assert f'model_name="{model.served_name}"' in trigger["metadata"]["query"]
+
+
+def test_alerts_are_per_model(options_env):
+    rules = alert_rules(options_env)
+    for model in options_env.config.models:
+        mine = [r for r in rules if f'model_name="{model.served_name}"' in r["expr"]]
+        assert {r["alert"] for r in mine} >= {"VllmTtftSloFastBurn", "VllmKvCacheFull"}
 
 
 def test_monitoring_custom_resources_validate_against_upstream_crds(default_env):
@@ -297,12 +319,23 @@ def test_keda_is_pinned(default_env):
 
 
 def test_vllm_pods_are_scraped(default_env):
-    (monitor,) = [o for o in default_env.manifests() if o["kind"] == "PodMonitor"]
-    name = app_name(default_env.config.plan.model.key)
+    (monitor,) = [o for o in default_env.manifests() if o["kind"] == "PodMonitor"
+                  and o["metadata"]["name"] != ROUTER_NAME]
+    name = app_name(default_env.config.models[0].plan.model.key)
     assert monitor["metadata"]["namespace"] == "inference"
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/instance": name}}
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+
+
+def test_the_router_is_scraped_under_its_own_metric_names(options_env):
+    (monitor,) = [o for o in options_env.manifests() if o["kind"] == "PodMonitor"
+                  and o["metadata"]["name"] == ROUTER_NAME]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["path"] == "/metrics"
+    # Its vllm:* series are renamed, so dashboards, alerts and KEDA see the engines only.
+    assert any(r.get("replacement") == "vllm_router:$1"
+               for r in endpoint["metricRelabelings"])
 
 
 def test_cloudwatch_is_opt_in(default_env, options_env):
@@ -331,13 +364,13 @@ def test_the_docs_list_the_dashboards_and_runbooks():
 
 
 def test_serving_alerts_are_scoped_to_the_model(default_env):
-    served = default_env.config.plan.model.name
-    name = f"{app_name(default_env.config.plan.model.key)}-alerts"
+    served = default_env.config.models[0].plan.model.name
+    name = f"{app_name(default_env.config.models[0].plan.model.key)}-alerts"
     (rules,) = [o for o in default_env.manifests() if o["kind"] == "PrometheusRule"
                 and o["metadata"]["name"] == name]
     for rule in rules["spec"]["groups"][0]["rules"]:
         if rule["alert"] == "VllmPodRestarts":
-            assert f'pod=~"{app_name(default_env.config.plan.model.key)}-.*"' in rule["expr"]
+            assert f'pod=~"{app_name(default_env.config.models[0].plan.model.key)}-.*"' in rule["expr"]
         else:
             assert f'model_name="{served}"' in rule["expr"], rule["alert"]
 

@@ -106,13 +106,14 @@ class Account:
             {"InstanceType": "m7i.xlarge", "VCpuInfo": {"DefaultVCpus": 4}}]},
             {"InstanceTypes": ["m7i.xlarge"]})
         _quota(quotas, STANDARD, self.standard_quota)
-        pool = list(config.plan.instance_types(config.gpu_limit))
-        offerings = self.offerings or {t: ZONES for t in pool}
-        ec2.add_response("describe_instance_type_offerings", {"InstanceTypeOfferings": [
-            {"InstanceType": t, "LocationType": "availability-zone", "Location": z}
-            for t, zones in offerings.items() for z in zones]},
-            {"LocationType": "availability-zone",
-             "Filters": [{"Name": "instance-type", "Values": pool}]})
+        for model in config.models:  # one offerings call per model
+            pool = list(config.instance_types(model))
+            offerings = self.offerings or {t: ZONES for t in pool}
+            ec2.add_response("describe_instance_type_offerings", {"InstanceTypeOfferings": [
+                {"InstanceType": t, "LocationType": "availability-zone", "Location": z}
+                for t, zones in offerings.items() for z in zones]},
+                {"LocationType": "availability-zone",
+                 "Filters": [{"Name": "instance-type", "Values": pool}]})
         if self.ami:
             ssm.add_response("get_parameter", _parameter(AMI_PARAMETER, "ami-0123456789abcdef0"),
                              {"Name": AMI_PARAMETER})
@@ -419,3 +420,20 @@ def test_the_documented_policy_lists_every_action():
 
     policy = (REPO / "docs/preflight.md").read_text().split('"Action": [')[1].split("]")[0]
     assert re.findall(r'"([a-z0-9]+:\w+)"', policy) == list(IAM_ACTIONS)
+
+
+def test_several_models_share_one_quota_row_per_class_and_each_gets_its_offerings(
+        aws_clients):
+    models = "deepseek-r1-distill-llama-8b,deepseek-r1-distill-qwen-1.5b"
+    code, out = Account(gpu_quotas=[(G_ON_DEMAND, 4.0)]).run(aws_clients, models=models,
+                                                              **FULL)
+    assert out.splitlines()[0].startswith(
+        "vllm-eks preflight: deepseek-r1-distill-llama-8b on g6e.xlarge (on-demand), "
+        "deepseek-r1-distill-qwen-1.5b on g6.xlarge (on-demand), ")
+    # Both models' nodes draw on the one G quota: one row, which counts both.
+    (quota,) = [row for row in rows(out, "warning") if "L-DB2E81BA" in row]
+    assert "g6e.xlarge" in quota and "g6.xlarge" in quota
+    assert "Karpenter stops at 4 vCPUs" in quota
+    offerings = [row for row in rows(out, "ok") if "AZ offerings" in row]
+    assert [row.split("AZ offerings ")[1].split()[0] for row in offerings] == models.split(",")
+    assert code == 0

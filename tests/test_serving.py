@@ -9,14 +9,14 @@ import re
 import pytest
 
 from vllm_eks import versions
-from vllm_eks.k8s_charts.vllm import (
-    PRE_STOP_SECONDS,
-    SHUTDOWN_TIMEOUT_SECONDS,
-    app_name,
-)
+from vllm_eks.k8s_charts import router
+from vllm_eks.k8s_charts.model_pods import server_account
+from vllm_eks.k8s_charts.vllm import PRE_STOP_SECONDS, SHUTDOWN_TIMEOUT_SECONDS, app_name
+from vllm_eks.k8s_charts.weights_staging import stager_name
 from vllm_eks.models import get_model
 from vllm_eks.models.catalog import BUILT_IN_MODELS
 from vllm_eks.models.sources import ModelSource, startup_budget_seconds
+from vllm_eks.naming import pascal_case
 from vllm_eks.stacks import CLUSTER_STACK_ID, PROD_STACK_ID
 
 from .conftest import CERTIFICATE_ARN
@@ -31,7 +31,7 @@ def objects(env) -> dict[tuple[str, str], dict]:
 
 
 def server(env) -> dict:
-    return objects(env)[("Deployment", app_name(env.config.plan.model.key))]
+    return objects(env)[("Deployment", app_name(env.config.models[0].plan.model.key))]
 
 
 def vllm_container(env) -> dict:
@@ -40,7 +40,11 @@ def vllm_container(env) -> dict:
 
 
 def ingress(env) -> dict:
-    return objects(env)[("Ingress", app_name(env.config.plan.model.key))]
+    """The environment's one Ingress: the router's."""
+    (found,) = [o for (kind, _), o in objects(env).items() if kind == "Ingress"
+                and o["metadata"].get("namespace") == "inference"]
+    assert found["metadata"]["name"] == router.ROUTER_NAME
+    return found
 
 
 def alb_path_pattern(pattern: str) -> re.Pattern:
@@ -79,7 +83,7 @@ def routed(ingress_object: dict, path: str) -> bool:
 def test_gpu_limit_is_the_placements_gpus(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
     resources = vllm_container(env)["resources"]
-    expected = str(env.config.plan.gpus)
+    expected = str(env.config.models[0].plan.gpus)
     assert resources["limits"]["nvidia.com/gpu"] == expected
     assert resources["requests"]["nvidia.com/gpu"] == expected
     assert resources["requests"]["memory"] == resources["limits"]["memory"]
@@ -125,9 +129,11 @@ def test_pod_lands_on_planned_gpu_nodes(env_fixture, request):
         "tolerations"]
     (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"]
-    (expression,) = term["matchExpressions"]
-    assert expression["key"] == "node.kubernetes.io/instance-type"
-    assert expression["values"][0] == env.config.plan.instance_type
+    instance_type, capacity = term["matchExpressions"]
+    assert instance_type["key"] == "node.kubernetes.io/instance-type"
+    assert instance_type["values"][0] == env.config.models[0].plan.instance_type
+    assert capacity == {"key": "karpenter.sh/capacity-type", "operator": "In",
+                        "values": ["on-demand"]}
     (spread,) = spec["topologySpreadConstraints"]
     assert spread["topologyKey"] == "topology.kubernetes.io/zone"
 
@@ -149,7 +155,7 @@ def test_startup_budget_grows_with_the_weights(default_env, deepseek_env):
     small, large = _startup_budget(default_env), _startup_budget(deepseek_env)
     assert small >= 600  # even a small model gets its engine start (compile, graphs)
     assert large > 2 * small  # 688 GB is not loaded in a small model's window
-    assert large >= deepseek_env.config.plan.model.weight_bytes / 1e9  # >= 1 s per GB
+    assert large >= deepseek_env.config.models[0].plan.model.weight_bytes / 1e9  # >= 1 s per GB
 
 
 @pytest.mark.parametrize("source", list(ModelSource))
@@ -209,13 +215,13 @@ def test_rollout_surges_and_disruption_budget_allows_drains(default_env):
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1,
                                                                "maxUnavailable": 0}
     budget = objects(default_env)[("PodDisruptionBudget", app_name(
-        default_env.config.plan.model.key))]
+        default_env.config.models[0].plan.model.key))]
     assert budget["spec"]["maxUnavailable"] == 1
     assert budget["spec"]["selector"] == deployment["spec"]["selector"]
 
 
 def test_service_is_cluster_ip_on_the_vllm_port(default_env):
-    service = objects(default_env)[("Service", app_name(default_env.config.plan.model.key))]
+    service = objects(default_env)[("Service", app_name(default_env.config.models[0].plan.model.key))]
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "protocol": "TCP",
                                          "targetPort": "http"}]
@@ -229,7 +235,7 @@ def test_weights_are_staged_by_a_job_then_awaited(default_env):
     (job,) = jobs
     (container,) = job["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
-    model = default_env.config.plan.model
+    model = default_env.config.models[0].plan.model
     assert env["HF_MODEL_ID"] == model.hf_id
     assert env["MODEL_PREFIX"] == f"{model.key}/main/"
     assert env["HF_REVISION"] == "main"
@@ -267,7 +273,7 @@ def test_server_reads_only_its_models_prefix(default_env):
     (role,) = [r for k, r in roles.items() if k.startswith("VllmServiceServerRole")]
     statements = {s["Sid"]: s for p in role["Properties"]["Policies"]
                   for s in p["PolicyDocument"]["Statement"]}
-    prefix = f"{default_env.config.plan.model.key}/"
+    prefix = f"{default_env.config.models[0].plan.model.key}/"
     assert statements["ModelObjects"]["Action"] == "s3:GetObject"
     assert json.dumps(statements["ModelObjects"]["Resource"]).endswith(f'/{prefix}*"]]}}')
     assert statements["ListModelPrefix"]["Condition"] == {
@@ -275,8 +281,15 @@ def test_server_reads_only_its_models_prefix(default_env):
     associations = {a["Properties"]["ServiceAccount"]: a["Properties"]
                     for a in default_env.resources(PROD, "AWS::EKS::PodIdentityAssociation")
                     .values()}
-    assert associations[app_name(default_env.config.plan.model.key)]["Namespace"] == "inference"
-    assert f"{app_name(default_env.config.plan.model.key)}-stager" in associations
+    key = default_env.config.models[0].key
+    assert sorted(associations) == sorted([server_account(key), stager_name(key),
+                                           router.ROUTER_NAME])
+    assert {a["Namespace"] for a in associations.values()} == {"inference"}
+    # Not the names the one-model layout associated under other logical IDs: CloudFormation
+    # would create the new association first, and EKS refuses a second one per account.
+    assert not {app_name(key), f"{app_name(key)}-stager"} & set(associations)
+    deployment = server(default_env)["spec"]["template"]["spec"]
+    assert deployment["serviceAccountName"] == server_account(key)
 
 
 def test_pods_are_applied_only_after_their_identity_exists(default_env):
@@ -290,11 +303,14 @@ def test_pods_are_applied_only_after_their_identity_exists(default_env):
         return found
 
     manifest, association = KUBERNETES_RESOURCE, "AWS::EKS::PodIdentityAssociation"
-    for pods, role in (("Server", "Server"), ("WeightsStaging", "Stager")):
-        depends_on = set(resources[logical_id(f"VllmService{pods}", manifest)]["DependsOn"])
-        assert {logical_id(f"VllmService{role}PodIdentity", association),
-                logical_id(f"VllmService{role}Role", "AWS::IAM::Role"),
-                logical_id(f"VllmService{role}RoleDefaultPolicy", "AWS::IAM::Policy"),
+    model = pascal_case(default_env.config.models[0].key)
+    for pods, role, suffix in (("Server", "Server", model), ("WeightsStaging", "Stager", model),
+                               ("Router", "Router", "")):
+        depends_on = set(resources[logical_id(f"VllmService{pods}{suffix}", manifest)][
+            "DependsOn"])
+        assert {logical_id(f"VllmService{role}PodIdentity{suffix}", association),
+                logical_id(f"VllmService{role}Role{suffix}", "AWS::IAM::Role"),
+                logical_id(f"VllmService{role}Role{suffix}DefaultPolicy", "AWS::IAM::Policy"),
                 } <= depends_on, pods
 
 
@@ -304,7 +320,7 @@ def test_efs_source_mounts_the_shared_cache_read_only(public_efs_env):
     assert volumes["model-cache"]["persistentVolumeClaim"] == {"claimName": "model-cache",
                                                                "readOnly": True}
     args = vllm_container(public_efs_env)["args"]
-    assert args[0] == f"/models/{public_efs_env.config.plan.model.key}/main"
+    assert args[0] == f"/models/{public_efs_env.config.models[0].plan.model.key}/main"
     assert "--load-format" not in args
 
 
@@ -346,7 +362,7 @@ def test_no_secret_value_in_any_synthesized_file(env_fixture, request):
 def test_api_key_is_generated_in_secrets_manager_and_mounted(default_env):
     (secret,) = default_env.resources(PROD, "AWS::SecretsManager::Secret").values()
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
-    name = app_name(default_env.config.plan.model.key)
+    name = app_name(default_env.config.models[0].plan.model.key)
     spc = objects(default_env)[("SecretProviderClass", f"{name}-secrets")]
     parameters = spc["spec"]["parameters"]
     assert parameters["usePodIdentity"] == "true"
@@ -388,17 +404,29 @@ def test_only_the_openai_api_and_health_are_routed(env_fixture, request):
     assert routed(rules, "/v1/chat/completions")
     assert routed(rules, "/v1/models")
     assert routed(rules, "/health")
-    for path in ("/invocations", "/metrics", "/v2/models", "/", "/version", "/v1x"):
+    for path in ("/invocations", "/metrics", "/v2/models", "/", "/version", "/v1x",
+                 "/engines", "/v1/files", "/v1/batches", "/v1/models/x", "/sleep"):
         assert not routed(rules, path), path
 
 
-@pytest.mark.parametrize("env_fixture", ["default_env", "public_efs_env"])
-def test_the_api_ingress_has_exactly_two_paths_and_no_default_backend(env_fixture, request):
+@pytest.mark.parametrize("env_fixture", ["default_env", "public_efs_env", "options_env"])
+def test_the_api_ingress_routes_exact_paths_to_the_router_only(env_fixture, request):
     spec = ingress(request.getfixturevalue(env_fixture))["spec"]
     assert "defaultBackend" not in spec
     (rule,) = spec["rules"]
     assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [
-        ("/v1", "Prefix"), ("/health", "Exact")]
+        ("/v1/chat/completions", "Exact"), ("/v1/completions", "Exact"),
+        ("/v1/models", "Exact"), ("/health", "Exact")]
+    backends = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
+    # /v1/models is the load balancer's fixed list of the served names.
+    assert backends.pop("/v1/models") == router.MODELS_ACTION
+    assert set(backends.values()) == {router.ROUTER_NAME}
+    annotations = ingress(request.getfixturevalue(env_fixture))["metadata"]["annotations"]
+    listed = json.loads(json.loads(annotations[
+        f"alb.ingress.kubernetes.io/actions.{router.MODELS_ACTION}"])["fixedResponseConfig"][
+        "messageBody"])
+    env = request.getfixturevalue(env_fixture)
+    assert [m["id"] for m in listed["data"]] == [m.served_name for m in env.config.models]
 
 
 @pytest.mark.parametrize("entry, path", [
@@ -438,8 +466,7 @@ def test_streams_are_not_cut_by_the_load_balancer(env_fixture, request):
     assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/health"
     assert annotations["alb.ingress.kubernetes.io/target-type"] == "ip"
     delay = annotations["alb.ingress.kubernetes.io/target-group-attributes"]
-    assert delay == ("deregistration_delay.timeout_seconds="
-                     f"{PRE_STOP_SECONDS + SHUTDOWN_TIMEOUT_SECONDS}")
+    assert f"deregistration_delay.timeout_seconds={router.PRE_STOP_SECONDS + router.DRAIN_SECONDS}" in delay
 
 
 def test_public_endpoint_is_https_with_redirect(public_efs_env):
@@ -487,10 +514,31 @@ def test_namespace_denies_by_default_and_allows_dns(default_env):
     assert {p["port"] for p in dns["ports"]} == {53}
 
 
-@pytest.mark.parametrize("env_fixture", ["default_env", "public_efs_env"])
-def test_server_accepts_only_the_load_balancer_and_prometheus(env_fixture, request):
+@pytest.mark.parametrize("env_fixture", ["default_env", "options_env"])
+def test_models_accept_only_the_router_and_prometheus(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
-    policy = objects(env)[("NetworkPolicy", app_name(env.config.plan.model.key))]["spec"]
+    router_pods = objects(env)[("Deployment", router.ROUTER_NAME)]["spec"]["template"]
+    for model in env.config.models:
+        policy = objects(env)[("NetworkPolicy", app_name(model.key))]["spec"]
+        sources = [peer for rule in policy["ingress"] for peer in rule["from"]]
+        assert sources == [
+            {"podSelector": {"matchLabels": router.ROUTER_LABELS}},
+            {"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": "monitoring"}}}]
+        assert all(router_pods["metadata"]["labels"][k] == v
+                   for k, v in router.ROUTER_LABELS.items())
+        assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {8000}
+    # No other pod carries the router's labels.
+    for (kind, name), obj in objects(env).items():
+        if kind == "Deployment" and name != router.ROUTER_NAME:
+            labels = obj["spec"]["template"]["metadata"]["labels"]
+            assert not all(labels.get(k) == v for k, v in router.ROUTER_LABELS.items())
+
+
+@pytest.mark.parametrize("env_fixture", ["default_env", "public_efs_env"])
+def test_router_accepts_only_the_load_balancer_and_prometheus(env_fixture, request):
+    env = request.getfixturevalue(env_fixture)
+    policy = objects(env)[("NetworkPolicy", router.ROUTER_NAME)]["spec"]
     sources = [peer for rule in policy["ingress"] for peer in rule["from"]]
     cidrs = {p["ipBlock"]["cidr"] for p in sources if "ipBlock" in p}
     network = env.templates["VllmNetworkStack"]["Resources"]
@@ -506,7 +554,7 @@ def test_server_accepts_only_the_load_balancer_and_prometheus(env_fixture, reque
     assert not cidrs & node_subnets
     assert {"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": "monitoring"}}} in sources
-    assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {8000}
+    assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {router.PORT}
 
 
 # -- outputs ------------------------------------------------------------------------------
@@ -514,11 +562,12 @@ def test_server_accepts_only_the_load_balancer_and_prometheus(env_fixture, reque
 
 def test_outputs_tell_a_user_how_to_call_it(default_env):
     outputs = default_env.templates[PROD]["Outputs"]
-    assert {"EndpointUrl", "ApiKeySecretArn", "ModelS3Uri", "UpdateKubeconfigCommand"} <= set(
-        outputs)
+    assert {"EndpointUrl", "ApiKeySecretArn", "ModelS3Uris", "Models",
+            "UpdateKubeconfigCommand"} <= set(outputs)
+    assert outputs["Models"]["Value"] == default_env.config.models[0].key
     assert outputs["ApiKeySecretArn"]["Value"] == {"Ref": next(iter(
         default_env.resources(PROD, "AWS::SecretsManager::Secret")))}
     assert "aws eks update-kubeconfig" in outputs["UpdateKubeconfigCommand"]["Value"]
-    uri = render(outputs["ModelS3Uri"]["Value"])
+    uri = render(outputs["ModelS3Uris"]["Value"])
     assert uri.startswith("s3://")
-    assert uri.endswith(f"/{default_env.config.plan.model.key}/main/")
+    assert uri.endswith(f"/{default_env.config.models[0].plan.model.key}/main/")

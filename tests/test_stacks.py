@@ -229,13 +229,17 @@ def test_inference_namespace_and_plan_are_published(default_env):
     namespace = objects[("Namespace", "inference")]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     plan_map = objects[("ConfigMap", "vllm-eks-plan")]
-    published = json.loads(plan_map["data"]["plan.json"])
-    assert published["model"] == default_env.config.plan.model.key
-    assert published["instanceType"] == default_env.config.plan.instance_type
+    (key, published), = json.loads(plan_map["data"]["plan.json"]).items()
+    assert key == published["model"] == default_env.config.models[0].plan.model.key
+    assert published["instanceType"] == default_env.config.models[0].plan.instance_type
 
 
 def test_outputs_name_the_model_and_the_kubeconfig_command(default_env):
-    assert default_env.templates[PROD]["Outputs"]["Model"]["Value"] == (
-        default_env.config.plan.model.key)
+    outputs = default_env.templates[PROD]["Outputs"]
+    assert outputs["Models"]["Value"] == default_env.config.models[0].plan.model.key
+    plan = default_env.config.models[0].plan
+    assert outputs["Placements"]["Value"] == (
+        f"{plan.model.key}: {plan.instance_type} x1, TP {plan.tensor_parallel}, "
+        f"max_model_len {plan.max_model_len}, on-demand")
     command = json.dumps(default_env.templates[CLUSTER]["Outputs"]["UpdateKubeconfigCommand"])
     assert "aws eks update-kubeconfig" in command

@@ -30,7 +30,8 @@ CFN_LINT_IGNORED = {
 }
 
 
-@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env"])
+# options_env: two models behind the router and every option away from its default.
+@pytest.mark.parametrize("env_fixture", ["default_env", "options_env"])
 def test_cfn_lint_reports_no_errors(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
     templates = sorted(str(p) for p in env.outdir.glob("*.template.json"))
@@ -53,7 +54,7 @@ def test_cfn_lint_catches_a_broken_template(tmp_path, default_env):
     assert result.returncode != 0 and "CidrBlok" in result.stdout
 
 
-@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env"])
+@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env", "options_env"])
 def test_every_manifest_is_valid_kubernetes(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
     objects = env.manifests()

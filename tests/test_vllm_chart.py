@@ -11,7 +11,7 @@ import pytest
 
 from vllm_eks import versions
 from vllm_eks.k8s_charts import render
-from vllm_eks.k8s_charts.vllm import IngressSettings, VllmChart, VllmChartProps, app_name
+from vllm_eks.k8s_charts.vllm import VllmChart, VllmChartProps, app_name
 from vllm_eks.k8s_charts.weights_staging import WeightsStagingChart, WeightsStagingProps
 from vllm_eks.models import PlanRequest, plan
 from vllm_eks.models.catalog import BUILT_IN_MODELS
@@ -29,9 +29,6 @@ def chart_props(model, source: ModelSource) -> VllmChartProps:
         plan=plan(PlanRequest(model=model)), model_source=source, region="us-east-1",
         weights_bucket="weights-bucket", model_prefix=f"{model.key}/",
         api_key_secret_arn=SECRET, hf_token_secret_arn=SECRET,
-        ingress=IngressSettings(scheme="internal", certificate_arn=None,
-                                allowed_cidrs=("10.0.0.0/16",)),
-        load_balancer_cidrs=("10.0.32.0/19",),
     )
 
 

@@ -56,7 +56,8 @@ def main() -> None:
                           description="vllm-eks delivery pipeline")
         else:
             config = EnvironmentConfig.from_context(app.node.try_get_context)
-            print(config.plan.summary(), file=sys.stderr)
+            for model in config.models:
+                print(model.plan.summary(), file=sys.stderr)
             print(render_cost(estimate_environment_cost(config)), file=sys.stderr)
             build_environment(app, config)
     except (ConfigError, PlanError, UnknownModelError, PipelineConfigError,

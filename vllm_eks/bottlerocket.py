@@ -5,6 +5,7 @@ No CDK imports: `plan` and the cost estimate use it without starting Node.js."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from .models.planner import DeploymentPlan
 from .models.profile import GB, GIB
@@ -40,25 +41,27 @@ GPU_DATA_VOLUME_IOPS = 6000
 GPU_DATA_VOLUME_THROUGHPUT_MIBPS = 500
 
 
-def gpu_data_on_instance_store(plan: DeploymentPlan) -> bool:
+def gpu_data_on_instance_store(plans: Iterable[DeploymentPlan]) -> bool:
     """Whether every instance type of the GPU pool has local NVMe for the image, the
-    caches and a copy of the weights (then the RAID0 instance store holds them)."""
-    needed_gb = VLLM_IMAGE_UNPACKED_GB + plan.model.weight_bytes / GB
-    return all(p.instance.nvme_gb >= needed_gb for p in (plan.chosen, *plan.alternatives))
+    caches and a copy of the weights of any model it may run (then the RAID0 instance
+    store holds them). The pool's nodes share one EC2NodeClass, so every model counts."""
+    return all(p.instance.nvme_gb >= VLLM_IMAGE_UNPACKED_GB + plan.model.weight_bytes / GB
+               for plan in plans for p in (plan.chosen, *plan.alternatives))
 
 
-def gpu_data_volume_performance(plan: DeploymentPlan) -> dict[str, int]:
+def gpu_data_volume_performance(plans: Iterable[DeploymentPlan]) -> dict[str, int]:
     """gp3 `iops` / `throughput` of the GPU data volume beyond the free baseline: none
     when the instance store does the work (it would cost ~$30 a node-month for nothing)."""
-    if gpu_data_on_instance_store(plan):
+    if gpu_data_on_instance_store(plans):
         return {}
     return {"iops": GPU_DATA_VOLUME_IOPS, "throughput": GPU_DATA_VOLUME_THROUGHPUT_MIBPS}
 
 
-def gpu_data_volume_gib(plan: DeploymentPlan) -> int:
+def gpu_data_volume_gib(plans: Iterable[DeploymentPlan]) -> int:
     """The EBS data volume (/dev/xvdb) of a GPU node: small on instance store; otherwise
-    sized for the image, the caches and a copy of the weights."""
-    if gpu_data_on_instance_store(plan):
+    sized for the image, the caches and a copy of the largest model's weights."""
+    plans = tuple(plans)
+    if gpu_data_on_instance_store(plans):
         return GPU_DATA_VOLUME_ON_INSTANCE_STORE_GIB
-    weights_gib = plan.model.weight_bytes / GIB
+    weights_gib = max(plan.model.weight_bytes for plan in plans) / GIB
     return int(math.ceil((GPU_DATA_VOLUME_BASE_GIB + weights_gib) / 50) * 50)

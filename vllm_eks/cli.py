@@ -1,6 +1,7 @@
 """`python -m vllm_eks`: the planner on the command line, no AWS needed.
 
     python -m vllm_eks plan --model deepseek-r1           # every placement that fits
+    python -m vllm_eks plan --models a,b                  # each model, the environment's cost
     python -m vllm_eks plan --all                         # the whole catalog
     python -m vllm_eks models-table                       # the README's model table
     python -m vllm_eks options-table                      # the README's -c options table
@@ -14,7 +15,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-from .config import CONTEXT_OPTIONS, EnvironmentConfig
+from .config import CONTEXT_OPTIONS, ConfigError, EnvironmentConfig
 from .models import (
     DEFAULT_MODEL_KEY,
     CapacityType,
@@ -43,6 +44,9 @@ TABLE_START = "<!-- model-table:start (python -m vllm_eks models-table) -->"
 TABLE_END = "<!-- model-table:end -->"
 OPTIONS_TABLE_START = "<!-- options-table:start (python -m vllm_eks options-table) -->"
 OPTIONS_TABLE_END = "<!-- options-table:end -->"
+# `plan` flags, each a -c key with dashes.
+PLAN_FLAG_KEYS = ("max_model_len", "min_concurrency", "gpu_memory_utilization",
+                  "instance_type", "tensor_parallel", "capacity")
 
 
 def _minutes(seconds: int) -> str:
@@ -145,17 +149,17 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     plan_parser = commands.add_parser("plan", help="every placement that fits a model")
     which = plan_parser.add_mutually_exclusive_group()
-    which.add_argument("--model", default=DEFAULT_MODEL_KEY)
+    which.add_argument("--model", help=f"one model (default {DEFAULT_MODEL_KEY})")
+    which.add_argument("--models", help="comma-separated models of one environment: each "
+                       "model's placements, then the environment's cost")
     which.add_argument("--all", action="store_true", help="every model of the catalog")
-    plan_parser.add_argument("--max-model-len", type=int)
-    plan_parser.add_argument("--min-concurrency", type=int, default=DEFAULT_MIN_CONCURRENCY)
-    plan_parser.add_argument("--gpu-memory-utilization", type=float,
-                             default=DEFAULT_GPU_MEMORY_UTILIZATION)
-    plan_parser.add_argument("--instance-type")
-    plan_parser.add_argument("--tensor-parallel", type=int)
-    plan_parser.add_argument("--capacity", choices=[c.value for c in CapacityType],
-                             default=CapacityType.ON_DEMAND.value)
-    plan_parser.add_argument("--source", choices=[s.value for s in ModelSource],
+    # Strings: the -c parser reads them (one value for every model, or
+    # <model>:<value>,... per model), with synth's defaults and validation.
+    for key in PLAN_FLAG_KEYS:
+        plan_parser.add_argument(preflight_options.flag(key), dest=key,
+                                 help=f"as -c {key}=...")
+    plan_parser.add_argument("--source", dest="model_source",
+                             choices=[s.value for s in ModelSource],
                              default=ModelSource.S3.value, help="load path for the cold start")
     preflight = commands.add_parser(
         "preflight", help="check the AWS account before a deploy (read-only, boto3)",
@@ -175,6 +179,32 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("models-table", help="the README's model table (Markdown)")
     commands.add_parser("options-table", help="the README's -c options table (Markdown)")
     return parser
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """Each model's placements (and, for one environment, its cost), the flags read by
+    the same context parser synth uses."""
+    source = ModelSource(args.model_source)
+    context = {key: getattr(args, key) for key in (*PLAN_FLAG_KEYS, "model_source")
+               if getattr(args, key) is not None}
+    if not args.all:
+        context["models"] = args.models or args.model or DEFAULT_MODEL_KEY
+        config = EnvironmentConfig.from_context(context.get)
+        blocks = [render_plan(model.plan.request, source) for model in config.models]
+        # The whole environment, at the default of every other -c option.
+        blocks.append(render_cost(estimate_environment_cost(config)))
+        print("\n\n".join(blocks + [assumptions(source)]))
+        return 0
+    blocks, failed = [], 0
+    for key in sorted(catalog()):
+        try:
+            config = EnvironmentConfig.from_context({**context, "model": key}.get)
+            blocks.append(render_plan(config.models[0].plan.request, source))
+        except PlanError as error:
+            failed += 1  # --all compares: a model that does not fit is one block
+            blocks.append(f"{key}: does not fit: {error}")
+    print("\n\n".join(blocks + [assumptions(source)]))
+    return 1 if failed else 0
 
 
 def _preflight(args: argparse.Namespace) -> int:
@@ -199,29 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "preflight":
             return _preflight(args)
-        source = ModelSource(args.source)
-        keys = sorted(catalog()) if args.all else [args.model]
-        blocks, failed = [], 0
-        for key in keys:
-            try:
-                request = PlanRequest(
-                    model=get_model(key), instance_type=args.instance_type,
-                    tensor_parallel=args.tensor_parallel, max_model_len=args.max_model_len,
-                    min_concurrency=args.min_concurrency,
-                    gpu_memory_utilization=args.gpu_memory_utilization,
-                    capacity=CapacityType(args.capacity))
-                blocks.append(render_plan(request, source))
-                if not args.all:  # the whole environment, at the default -c options
-                    blocks.append(render_cost(estimate_environment_cost(EnvironmentConfig(
-                        plan=plan(request), model_source=source))))
-            except PlanError as error:
-                if not args.all:
-                    raise
-                failed += 1  # --all compares: a model that does not fit is one block
-                blocks.append(f"{key}: does not fit: {error}")
-        print("\n\n".join(blocks + [assumptions(source)]))
-        return 1 if failed else 0
-    except (PlanError, UnknownModelError, CatalogError) as error:
+        return _plan(args)
+    except (ConfigError, PlanError, UnknownModelError, CatalogError) as error:
         # The planner speaks of `-c` keys; here the user typed flags.
         print(f"vllm-eks: {translate(str(error))}", file=sys.stderr)
         return 1

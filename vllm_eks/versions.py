@@ -77,3 +77,19 @@ KEDA_CHART_REPOSITORY = "https://kedacore.github.io/charts"
 # The CDK CLI (package.json pins the same version; a test keeps them equal). CDK Pipelines
 # installs it in its self-mutation and asset steps.
 CDK_CLI_VERSION = "2.1148.1"
+
+# vLLM production-stack router (vllm-project/production-stack, src/vllm_router), from the
+# chart release vllm-stack-0.1.12 = commit 66b60661 (2026-07-24). Its version tags move:
+# .github/workflows/helm-release.yml pushes router:latest, router:v<helm/Chart.yaml
+# version> and router:<github.sha> on every push to main touching helm/**, and
+# router-docker-release.yml pushes router:latest, router:<setuptools-scm version> and
+# router:<github.sha> on every push touching src/vllm_router/**, docker/** or
+# pyproject.toml. So router:v0.1.12 was rebuilt from every later main commit while
+# Chart.yaml still said 0.1.12. `${{ github.sha }}` is the full 40-hex commit id, no
+# prefix; 66b60661 changed helm/ (Chart.yaml 0.1.11 -> 0.1.12), so helm-release.yml built
+# router:<that sha> from it (src/, docker/ and pyproject.toml as at 4d750c9a, the last
+# router change). A commit tag is only ever rebuilt from the same source; pin the digest
+# instead once the registry is reachable from where this is edited.
+ROUTER_CHART_VERSION = "0.1.12"
+ROUTER_COMMIT = "66b60661aa3052810859a417559e9e830772a091"
+ROUTER_IMAGE = f"ghcr.io/vllm-project/production-stack/router:{ROUTER_COMMIT}"

@@ -7,7 +7,8 @@ the same `EnvironmentConfig` from its committed settings instead.
 
     environment.py  the dataclasses (their defaults are the -c defaults)
     options.py      every -c key with its default and meaning (the README's table)
-    context.py      parsing and validation of the -c values
+    models.py       which models, and each model's settings from per-model values
+    context.py      parsing and validation of the environment's -c values
 """
 
 from .environment import (
@@ -17,6 +18,7 @@ from .environment import (
     EndpointConfig,
     EndpointScheme,
     EnvironmentConfig,
+    ModelConfig,
     NetworkConfig,
     ObservabilityConfig,
     resolved_gpu_limit,
@@ -25,6 +27,7 @@ from .options import (
     CONTEXT_KEYS,
     CONTEXT_OPTIONS,
     DEFAULT_PIPELINE_CONFIG,
+    PER_MODEL_KEYS,
     ContextOption,
     check_context_keys,
 )
@@ -40,7 +43,9 @@ __all__ = [
     "EndpointConfig",
     "EndpointScheme",
     "EnvironmentConfig",
+    "ModelConfig",
     "NetworkConfig",
+    "PER_MODEL_KEYS",
     "ObservabilityConfig",
     "check_context_keys",
     "resolved_gpu_limit",

@@ -9,19 +9,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..models import (
-    DEFAULT_MODEL_KEY,
-    CapacityType,
-    DeploymentPlan,
-    PlanRequest,
-    get_model,
-    plan,
-)
-from ..models.planner import (
-    DEFAULT_GPU_MEMORY_UTILIZATION,
-    DEFAULT_MIN_CONCURRENCY,
-    MIN_MODEL_LEN,
-)
 from ..models.sources import ModelSource
 from ..regions import KNOWN_REGIONS
 from .environment import (
@@ -31,13 +18,14 @@ from .environment import (
     EndpointConfig,
     EndpointScheme,
     EnvironmentConfig,
+    ModelConfig,
     NetworkConfig,
     ObservabilityConfig,
     field_default,
-    gpu_nodes_for,
-    replicas_per_node,
     resolved_gpu_limit,
+    surge_gpus,
 )
+from .models import parse_models
 from .options import DEFAULT_ZONE_SUFFIXES, MIN_SYSTEM_NODES, ContextReader
 
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -49,8 +37,6 @@ MAX_CLUSTER_NAME = 40
 _CLUSTER_NAME = re.compile(rf"^[a-z0-9]([a-z0-9-]{{0,{MAX_CLUSTER_NAME - 2}}}[a-z0-9])?$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-# Becomes an S3 key segment and a directory name: no slashes.
-_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _CERTIFICATE_ARN = re.compile(
     r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$"
 )
@@ -76,21 +62,20 @@ def _parse(ctx: ContextReader) -> EnvironmentConfig:
     account = ctx.string("account")
     if account is not None and not _ACCOUNT.match(account):
         raise ConfigError(f"-c account={account!r} must be a 12-digit AWS account ID")
-    plan = _parse_plan(ctx)
+    models = parse_models(ctx.raw_getter)
     network = _parse_network(ctx, region)
-    cluster = _parse_cluster(ctx, plan)
+    cluster = _parse_cluster(ctx, models)
     return EnvironmentConfig(
-        plan=plan,
+        models=models,
         account=account,
         region=region,
         network=network,
         cluster=cluster,
-        model_source=_choice(ctx, "model_source", ModelSource,
-                             field_default(EnvironmentConfig, "model_source"), "a model source"),
-        model_revision=_parse_revision(ctx),
+        model_source=ctx.choice("model_source", ModelSource,
+                                field_default(EnvironmentConfig, "model_source"),
+                                "a model source"),
         endpoint=_parse_endpoint(ctx, region, network),
         observability=_parse_observability(ctx),
-        autoscaling=_parse_autoscaling(ctx, plan, cluster),
         docker_hub_secret_arn=_parse_docker_hub_secret(ctx, region),
     )
 
@@ -127,65 +112,9 @@ def _parse_observability(ctx: ContextReader) -> ObservabilityConfig:
     )
 
 
-def _parse_autoscaling(ctx: ContextReader, plan: DeploymentPlan,
-                       cluster: ClusterConfig) -> AutoscalingConfig:
-    defaults = AutoscalingConfig()
-    minimum = ctx.integer("min_replicas", defaults.min_replicas, minimum=0)
-    if minimum == 0:
-        raise ConfigError(
-            "-c min_replicas=0 (scale to zero) is not offered: KEDA scales on vLLM's own "
-            "queue metrics, which do not exist while no replica runs, so no request could "
-            "wake the model; pass -c min_replicas=1 or more"
-        )
-    maximum = ctx.integer("max_replicas", max(defaults.max_replicas, minimum))
-    if minimum > maximum:
-        raise ConfigError(
-            f"-c min_replicas={minimum} is above -c max_replicas={maximum}; raise "
-            f"-c max_replicas to at least {minimum}"
-        )
-    # Replicas beyond the GPUs Karpenter may ever hold stay Pending. Each replica gets
-    # whole GPUs on one node, so count per node; and a rolling update at max_replicas
-    # (surge 1, never below the count) needs room for one replica more, or it stalls.
-    node_gpus = plan.chosen.instance.gpu_count
-    gpu_limit = resolved_gpu_limit(cluster, plan, maximum)
-    capacity = (gpu_limit // node_gpus) * replicas_per_node(plan)
-    if maximum + 1 > capacity:
-        needed = gpu_nodes_for(maximum + 1, plan) * node_gpus
-        raise ConfigError(
-            f"-c max_replicas={maximum} plus the one surge replica of a rolling update need "
-            f"{needed} GPUs of {plan.instance_type} nodes ({node_gpus} each), but "
-            f"Karpenter's gpu_limit ({gpu_limit}) holds {capacity} replicas; pass "
-            f"-c gpu_limit={needed} or lower -c max_replicas"
-        )
-    return AutoscalingConfig(min_replicas=minimum, max_replicas=maximum)
-
-
-def _parse_revision(ctx: ContextReader) -> str:
-    revision = ctx.string("model_revision", field_default(EnvironmentConfig, "model_revision"))
-    if not _REVISION.match(revision):
-        raise ConfigError(
-            f"-c model_revision={revision!r} is not a Hugging Face branch, tag or commit "
-            "name (letters, digits, '.', '_', '-'); pass e.g. -c model_revision=main or a "
-            "40-character commit hash"
-        )
-    return revision
-
-
-def _choice(ctx: ContextReader, key: str, enum_type: type[enum.Enum], default: enum.Enum,
-            what: str):
-    value = ctx.string(key, default.value)
-    try:
-        return enum_type(value)
-    except ValueError:
-        raise ConfigError(
-            f"-c {key}={value!r} is not {what}; pass -c {key}="
-            f"<one of: {', '.join(member.value for member in enum_type)}>"
-        ) from None
-
-
 def _parse_endpoint(ctx: ContextReader, region: str, network: NetworkConfig) -> EndpointConfig:
-    scheme = _choice(ctx, "endpoint_scheme", EndpointScheme, EndpointConfig().scheme,
-                     "a load balancer scheme")
+    scheme = ctx.choice("endpoint_scheme", EndpointScheme, EndpointConfig().scheme,
+                        "a load balancer scheme")
     certificate_arn = ctx.string("certificate_arn")
     if certificate_arn is not None:
         match = _CERTIFICATE_ARN.match(certificate_arn)
@@ -229,29 +158,6 @@ def _parse_endpoint(ctx: ContextReader, region: str, network: NetworkConfig) -> 
     )
 
 
-def _parse_plan(ctx: ContextReader) -> DeploymentPlan:
-    capacity = _choice(ctx, "capacity", CapacityType, field_default(PlanRequest, "capacity"),
-                       "a capacity type")
-    instance_type = ctx.string("instance_type")
-    if instance_type is not None and not _INSTANCE_TYPE.match(instance_type):
-        raise ConfigError(
-            f"-c instance_type={instance_type!r} is not an EC2 instance type such as g6e.xlarge"
-        )
-    return plan(
-        PlanRequest(
-            model=get_model(ctx.string("model", DEFAULT_MODEL_KEY)),
-            instance_type=instance_type,
-            tensor_parallel=ctx.integer("tensor_parallel", None),
-            max_model_len=ctx.integer("max_model_len", None, minimum=MIN_MODEL_LEN),
-            min_concurrency=ctx.integer("min_concurrency", DEFAULT_MIN_CONCURRENCY),
-            gpu_memory_utilization=ctx.fraction(
-                "gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION
-            ),
-            capacity=capacity,
-        )
-    )
-
-
 def _parse_network(ctx: ContextReader, region: str) -> NetworkConfig:
     defaults = NetworkConfig()
     cidr = ctx.string("vpc_cidr", defaults.cidr)
@@ -283,7 +189,7 @@ def _parse_network(ctx: ContextReader, region: str) -> NetworkConfig:
     return NetworkConfig(cidr=str(network), availability_zones=zones, nat_gateways=nat_gateways)
 
 
-def _parse_cluster(ctx: ContextReader, plan: DeploymentPlan) -> ClusterConfig:
+def _parse_cluster(ctx: ContextReader, models: tuple[ModelConfig, ...]) -> ClusterConfig:
     defaults = ClusterConfig()
     name = ctx.string("cluster_name", defaults.name)
     if not _CLUSTER_NAME.match(name):
@@ -307,16 +213,9 @@ def _parse_cluster(ctx: ContextReader, plan: DeploymentPlan) -> ClusterConfig:
             "such as m7i.xlarge"
         )
     system_nodes = ctx.integer("system_nodes", defaults.system_nodes, minimum=MIN_SYSTEM_NODES)
-    node_gpus = plan.chosen.instance.gpu_count
     gpu_limit = ctx.integer("gpu_limit", None)
-    if gpu_limit is not None and gpu_limit < node_gpus:
-        raise ConfigError(
-            f"-c gpu_limit={gpu_limit} is below the {node_gpus} GPUs of one "
-            f"{plan.instance_type} node, so Karpenter could never add one; pass "
-            f"-c gpu_limit={node_gpus} or more"
-        )
     cpu_limit = ctx.integer("cpu_limit", defaults.cpu_limit, minimum=4)
-    return ClusterConfig(
+    cluster = ClusterConfig(
         gpu_limit=gpu_limit,
         cpu_limit=cpu_limit,
         name=name,
@@ -325,6 +224,34 @@ def _parse_cluster(ctx: ContextReader, plan: DeploymentPlan) -> ClusterConfig:
         system_instance_type=system_instance_type,
         system_nodes=system_nodes,
     )
+    _check_gpu_limit(cluster, models)
+    return cluster
+
+
+def _check_gpu_limit(cluster: ClusterConfig, models: tuple[ModelConfig, ...]) -> None:
+    """Replicas beyond the GPUs Karpenter may ever hold stay Pending. Each replica gets
+    whole GPUs on one node of its model's type, so count whole nodes per model; and a
+    rolling update at max_replicas (surge 1, never below the count) needs room for one
+    replica more, or it stalls."""
+    limit = resolved_gpu_limit(cluster, models)
+    for model in models:
+        node_gpus = model.plan.chosen.instance.gpu_count
+        if limit < node_gpus:
+            raise ConfigError(
+                f"-c gpu_limit={limit} is below the {node_gpus} GPUs of one "
+                f"{model.plan.instance_type} node ({model.key}), so Karpenter could never "
+                f"add one; pass -c gpu_limit={node_gpus} or more"
+            )
+    needed = sum(surge_gpus(model) for model in models)
+    if limit < needed:
+        parts = ", ".join(
+            f"{model.key} {surge_gpus(model)} ({model.autoscaling.max_replicas}+1 replicas "
+            f"on {model.plan.instance_type})" for model in models)
+        raise ConfigError(
+            f"-c gpu_limit={limit} is too small: max_replicas plus the one surge replica of "
+            f"a rolling update need {needed} GPUs in whole nodes ({parts}); pass "
+            f"-c gpu_limit={needed} or lower -c max_replicas"
+        )
 
 
 def _cidr(key: str, value: str) -> ipaddress.IPv4Network:

@@ -17,6 +17,7 @@ from ..models import DeploymentPlan
 from ..models.sources import ModelSource
 
 
+
 class ConfigError(ValueError):
     """A context value is malformed or inconsistent."""
 
@@ -42,7 +43,8 @@ class ClusterConfig:
     # One per AZ: monitoring keeps its data on zonal EBS volumes, and a volume's pod can
     # only run in that volume's zone.
     system_nodes: int = 3
-    # Karpenter GPU pool limit; None: whole planned nodes for max_replicas + 1 replicas.
+    # Karpenter GPU pool limit; None: whole planned nodes for every model's max_replicas
+    # plus one surge replica each.
     gpu_limit: int | None = None
     cpu_limit: int = 64  # Karpenter general pool limit, vCPUs
 
@@ -83,7 +85,7 @@ class ObservabilityConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AutoscalingConfig:
-    """KEDA scaling of the vLLM Deployment on its queue."""
+    """KEDA scaling of one model's vLLM Deployment on its queue."""
 
     # At least 1: the scaling signals are vLLM's own metrics, which do not exist while no
     # replica runs, so nothing could wake a model scaled to zero.
@@ -92,19 +94,37 @@ class AutoscalingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EnvironmentConfig:
-    """Everything one environment (a CLI deploy or a pipeline stage) is built from."""
+class ModelConfig:
+    """One model of the environment: its plan (placement), the Hugging Face revision it
+    serves, and KEDA's replica range for it."""
 
     plan: DeploymentPlan
+    revision: str = "main"  # Hugging Face branch, tag or commit to stage and serve
+    autoscaling: AutoscalingConfig = field(default_factory=AutoscalingConfig)
+
+    @property
+    def key(self) -> str:
+        return self.plan.model.key
+
+    @property
+    def served_name(self) -> str:
+        """The name clients put in a request's `model` field."""
+        return self.plan.model.name
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig:
+    """Everything one environment (a CLI deploy or a pipeline stage) is built from: its
+    models (each with its own plan) and the settings they share."""
+
+    models: tuple[ModelConfig, ...]  # at least one; served behind one router
     account: str | None = None  # None: resolved by the CLI from its credentials
     region: str = "us-east-1"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     model_source: ModelSource = ModelSource.S3
-    model_revision: str = "main"
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
-    autoscaling: AutoscalingConfig = field(default_factory=AutoscalingConfig)
     # The pipeline's (tooling) account, allowed to invoke the smoke test; None for CLI.
     smoke_test_invoker_account: str | None = None
     # Docker Hub credentials (Secrets Manager, name `ecr-pullthroughcache/...`) for an ECR
@@ -123,10 +143,36 @@ class EnvironmentConfig:
         return dataclasses.replace(self, smoke_test_invoker_account=account)
 
     @property
+    def plans(self) -> tuple[DeploymentPlan, ...]:
+        """Each model's plan, in the models' order."""
+        return tuple(model.plan for model in self.models)
+
+    @property
     def gpu_limit(self) -> int:
         """nvidia.com/gpu Karpenter's GPU pool may hold: as configured, or enough whole
-        nodes for max_replicas plus one surge replica."""
-        return resolved_gpu_limit(self.cluster, self.plan, self.autoscaling.max_replicas)
+        nodes for every model's max_replicas plus one surge replica each."""
+        return resolved_gpu_limit(self.cluster, self.models)
+
+    def model_gpu_limit(self, model: ModelConfig) -> int:
+        """The GPUs a node of one model's may have: the pool's limit when configured,
+        else the model's own share of the default (its surge_gpus). Per model, so adding
+        a model never changes another model's instance types, and with them its pods."""
+        if self.cluster.gpu_limit is not None:
+            return self.cluster.gpu_limit
+        return surge_gpus(model)
+
+    def instance_types(self, model: ModelConfig) -> tuple[str, ...]:
+        """One model's planned instance type and fallbacks within its GPU limit: its
+        pods' node affinity names exactly these."""
+        return model.plan.instance_types(self.model_gpu_limit(model))
+
+    @property
+    def gpu_pool_instance_types(self) -> tuple[str, ...]:
+        """The GPU NodePool's types: every model's `instance_types`, in model order."""
+        types: dict[str, None] = {}
+        for model in self.models:
+            types.update(dict.fromkeys(self.instance_types(model)))
+        return tuple(types)
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> "EnvironmentConfig":
@@ -162,12 +208,19 @@ def gpu_nodes_for(replicas: int, plan: DeploymentPlan) -> int:
     return -(-replicas // replicas_per_node(plan))
 
 
-def resolved_gpu_limit(cluster: ClusterConfig, plan: DeploymentPlan, max_replicas: int) -> int:
-    """Karpenter's GPU pool limit: as configured, or whole nodes for max_replicas plus one
-    replica, so a rolling update (surge 1, never below max) can still place its new pod."""
+def surge_gpus(model: ModelConfig) -> int:
+    """GPUs of the whole nodes one model occupies at max_replicas plus one replica, so a
+    rolling update (surge 1, never below max) can still place its new pod."""
+    plan = model.plan
+    return gpu_nodes_for(model.autoscaling.max_replicas + 1, plan) * plan.chosen.instance.gpu_count
+
+
+def resolved_gpu_limit(cluster: ClusterConfig, models: tuple[ModelConfig, ...]) -> int:
+    """Karpenter's GPU pool limit: as configured, or the sum of every model's surge_gpus
+    (each model's replicas get whole GPUs of their own nodes' type)."""
     if cluster.gpu_limit is not None:
         return cluster.gpu_limit
-    return gpu_nodes_for(max_replicas + 1, plan) * plan.chosen.instance.gpu_count
+    return sum(surge_gpus(model) for model in models)
 
 
 def field_default(cls: type, name: str) -> Any:

@@ -27,6 +27,7 @@ from .environment import (
     ConfigError,
     EndpointConfig,
     EnvironmentConfig,
+    ModelConfig,
     NetworkConfig,
     ObservabilityConfig,
     field_default,
@@ -56,13 +57,23 @@ def _code(value: Any) -> str:
     return f"`{value}`"
 
 
+# Keys whose value may differ per model: one value for every model, or
+# `<model>:<value>,<model>:<value>` (config/models.py). Everything else is environment-wide.
+PER_MODEL_KEYS = (
+    "instance_type", "tensor_parallel", "max_model_len", "min_concurrency",
+    "gpu_memory_utilization", "capacity", "model_revision", "min_replicas", "max_replicas",
+)
+
 _CLUSTER = ClusterConfig()
 _NETWORK = NetworkConfig()
 _OBSERVABILITY = ObservabilityConfig()
 _AUTOSCALING = AutoscalingConfig()
 
 CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
-    ContextOption("model", _code(DEFAULT_MODEL_KEY), "catalog key of the model to serve"),
+    ContextOption("models", _code(DEFAULT_MODEL_KEY),
+                  "comma-separated catalog keys of the models to serve behind one endpoint "
+                  "(see \"Serve several models\")"),
+    ContextOption("model", "see `models`", "one model: the same as `-c models=<key>`"),
     ContextOption("instance_type", "planner's choice",
                   "pin the GPU instance type (must be in the catalog)"),
     ContextOption("tensor_parallel", "planner's choice",
@@ -124,7 +135,7 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
                   "CLI stacks (see \"Promote through accounts\")"),
     ContextOption("pipeline_config", _code(DEFAULT_PIPELINE_CONFIG),
                   "path of the pipeline's configuration"),
-    ContextOption("model_revision", _code(field_default(EnvironmentConfig, "model_revision")),
+    ContextOption("model_revision", _code(field_default(ModelConfig, "revision")),
                   "Hugging Face branch, tag or commit to stage and serve; each revision gets "
                   "its own S3 prefix"),
     ContextOption("model_source", _code(field_default(EnvironmentConfig, "model_source")),
@@ -147,6 +158,16 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
                   "credentials: nodes pull the vLLM image through an ECR pull-through cache "
                   "of this environment"),
 )
+
+
+def _per_model(option: ContextOption) -> ContextOption:
+    if option.key not in PER_MODEL_KEYS:
+        return option
+    return ContextOption(option.key, option.default, f"{option.meaning}; per model: "
+                         f"`<model>:<value>,...`")
+
+
+CONTEXT_OPTIONS = tuple(_per_model(option) for option in CONTEXT_OPTIONS)
 
 # Every key `-c` accepts, with its meaning.
 CONTEXT_KEYS: dict[str, str] = {option.key: option.meaning for option in CONTEXT_OPTIONS}
@@ -184,6 +205,11 @@ class ContextReader:
     def __init__(self, get: Callable[[str], Any]):
         self._get = get
 
+    @property
+    def raw_getter(self) -> Callable[[str], Any]:
+        """The context getter as given (per-model values are split from it)."""
+        return self._get
+
     def raw(self, key: str) -> Any:
         if key not in CONTEXT_KEYS:  # a guard for our own code, not user input
             raise KeyError(f"context key {key!r} is not declared in CONTEXT_OPTIONS")
@@ -196,6 +222,7 @@ class ContextReader:
                     "leave the key out for its default"
                 )
         return value
+
     def string(self, key: str, default: str | None = None) -> str | None:
         value = self.raw(key)
         return default if value is None else str(value)
@@ -255,6 +282,17 @@ class ContextReader:
         if text in ("false", "no", "0"):
             return False
         raise ConfigError(f"-c {key}={value!r} is not true or false; pass -c {key}=true")
+
+    def choice(self, key: str, enum_type: type[enum.Enum], default: enum.Enum, what: str):
+        """One of an enum's values."""
+        value = self.string(key, default.value)
+        try:
+            return enum_type(value)
+        except ValueError:
+            raise ConfigError(
+                f"-c {key}={value!r} is not {what}; pass -c {key}="
+                f"<one of: {', '.join(member.value for member in enum_type)}>"
+            ) from None
 
     def string_list(self, key: str) -> tuple[str, ...]:
         value = self.raw(key)

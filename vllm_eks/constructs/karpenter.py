@@ -51,7 +51,10 @@ class KarpenterProps:
     cluster_name: str
     pod_identity_agent: IDependable  # the eks-pod-identity-agent add-on, created first
     core_dns: IDependable  # the coredns add-on: the controller waits for it
-    plan: DeploymentPlan  # the GPU NodePool offers its instance type and fallbacks
+    # Every model's plan (capacity types, data volume size) and the GPU NodePool's
+    # instance types (every model's planned type and fallbacks).
+    plans: tuple[DeploymentPlan, ...]
+    gpu_instance_types: tuple[str, ...]
     availability_zones: tuple[str, ...]  # the zones both NodePools launch into
     gpu_limit: int  # total nvidia.com/gpu Karpenter may add
     cpu_limit: int  # total vCPUs of the general pool
@@ -119,9 +122,10 @@ class Karpenter(Construct):
             KarpenterPoolsChart, "karpenter-pools",
             props=KarpenterPoolsProps(
                 cluster_name=cluster_name, node_role_name=self.node_role.role_name,
-                plan=props.plan, availability_zones=props.availability_zones,
+                plans=props.plans, gpu_instance_types=props.gpu_instance_types,
+                availability_zones=props.availability_zones,
                 gpu_limit=props.gpu_limit, cpu_limit=props.cpu_limit,
-                gpu_data_volume_gib=gpu_data_volume_gib(props.plan),
+                gpu_data_volume_gib=gpu_data_volume_gib(props.plans),
             ),
         )
         self.pools = eks.KubernetesManifest(self, "NodePools", cluster=cluster,

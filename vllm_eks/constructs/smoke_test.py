@@ -28,7 +28,7 @@ class SmokeTestProps:
     vpc: ec2.IVpc  # the function runs in its private subnets, so it reaches internal endpoints
     endpoint_url: str  # may be a CDK token
     api_key: secretsmanager.ISecret  # read at run time; the function may read it
-    served_model_name: str  # the `model` of the test completion
+    served_model_names: tuple[str, ...]  # listed by /v1/models; one completion each
     environment_name: str  # the cluster name; the function's name is derived from it
     # A pipeline account allowed to invoke it; None: only this account.
     invoker_account: str | None = None
@@ -36,7 +36,7 @@ class SmokeTestProps:
 
 class SmokeTest(Construct):
     """Calls /health, /v1/models (with the API key, read at run time) and one tiny
-    completion from inside the VPC, so it also reaches internal endpoints. A pipeline's
+    completion per model through the router, from inside the VPC, so it also reaches internal endpoints. A pipeline's
     post-deploy step invokes it until it passes or fails; so can an operator:
     `aws lambda invoke --function-name <SmokeTestFunctionName output> out.json`.
     No hook is meant to be overridden."""
@@ -56,11 +56,11 @@ class SmokeTest(Construct):
             environment={
                 "ENDPOINT_URL": props.endpoint_url,
                 "API_KEY_SECRET_ARN": props.api_key.secret_arn,
-                "MODEL": props.served_model_name,
+                "MODELS": ",".join(props.served_model_names),
             },
             log_group=logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH,
                                     removal_policy=cdk.RemovalPolicy.DESTROY),
-            description="vllm-eks endpoint smoke test (health, models, one completion)",
+            description="vllm-eks endpoint smoke test (health, models, a completion per model)",
         )
         props.api_key.grant_read(self.function)
         if props.invoker_account:

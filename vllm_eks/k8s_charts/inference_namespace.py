@@ -20,14 +20,14 @@ MODEL_CACHE_CLAIM = "model-cache"
 
 @dataclass(frozen=True, kw_only=True)
 class InferenceNamespaceProps:
-    plan: DeploymentPlan  # published in the vllm-eks-plan ConfigMap
+    plans: tuple[DeploymentPlan, ...]  # every model's plan, published in vllm-eks-plan
     namespace: str = "inference"  # one shared namespace for every served model
 
 
 class InferenceNamespaceChart(cdk8s.Chart):
     """The namespace vLLM workloads run in, under Pod Security admission; its baseline
     NetworkPolicies (deny everything, then allow DNS); the shared EFS model-cache claim;
-    and a ConfigMap recording the deployment plan so `kubectl` shows what was planned.
+    and a ConfigMap recording every model's deployment plan so `kubectl` shows what was planned.
 
     Hooks a subclass may override: `pod_security_labels()`, `namespace_labels()`.
     """
@@ -62,8 +62,9 @@ class InferenceNamespaceChart(cdk8s.Chart):
             "Plan",
             metadata=cdk8s.ApiObjectMetadata(name=PLAN_CONFIGMAP, namespace=props.namespace),
             data={
-                "plan.json": json.dumps(props.plan.as_dict(), indent=2, sort_keys=True),
-                "summary.txt": props.plan.summary(),
+                "plan.json": json.dumps({plan.model.key: plan.as_dict() for plan in props.plans},
+                                        indent=2, sort_keys=True),
+                "summary.txt": "\n\n".join(plan.summary() for plan in props.plans),
             },
         )
 

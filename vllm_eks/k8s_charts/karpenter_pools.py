@@ -1,4 +1,4 @@
-"""Karpenter EC2NodeClasses and NodePools: GPU burst capacity from the deployment plan,
+"""Karpenter EC2NodeClasses and NodePools: GPU capacity for every model's deployment plan,
 and a general CPU pool for everything else."""
 
 from __future__ import annotations
@@ -29,11 +29,15 @@ GENERAL_POOL = "general"
 class KarpenterPoolsProps:
     cluster_name: str  # subnets and security groups are discovered by its tag
     node_role_name: str  # may be a CDK token; resolved in the template
-    plan: DeploymentPlan  # the GPU pool's instance types (the planned one and fallbacks)
+    # Every model's plan: the GPU pool's capacity types and data volume.
+    plans: tuple[DeploymentPlan, ...]
+    # Every model's planned type and fallbacks within its GPU limit, in model order
+    # (EnvironmentConfig.gpu_pool_instance_types).
+    gpu_instance_types: tuple[str, ...]
     availability_zones: tuple[str, ...]  # the zones both pools launch into
     gpu_limit: int  # nvidia.com/gpu the GPU pool may hold in total
     cpu_limit: int  # vCPUs the general pool may hold in total
-    gpu_data_volume_gib: int  # a GPU node's EBS data volume (gpu_data_volume_gib(plan))
+    gpu_data_volume_gib: int  # a GPU node's EBS data volume (gpu_data_volume_gib(plans))
     general_data_volume_gib: int = 100  # room for the vLLM image the staging Job uses
 
 
@@ -41,7 +45,7 @@ class KarpenterPoolsChart(cdk8s.Chart):
     """Two EC2NodeClasses (gpu, general) and two NodePools (gpu, general).
 
     Hooks a subclass may override: `gpu_requirements()`, `gpu_disruption()`,
-    `gpu_instance_types()`.
+    `gpu_instance_types()`, `gpu_capacity_types()`.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *,
@@ -61,15 +65,19 @@ class KarpenterPoolsChart(cdk8s.Chart):
     # -- hooks -------------------------------------------------------------------------
 
     def gpu_instance_types(self) -> list[str]:
-        """The planned type, then the fallbacks that fit the model and the GPU limit, so a
-        shortage of one type falls back to the next (DeploymentPlan.instance_types: the
-        pods' node affinity names the same)."""
-        return list(self.props.plan.instance_types(self.props.gpu_limit))
+        """Each model's planned type, then its fallbacks that fit it within its GPU limit,
+        so a shortage of one type falls back to the next (each model's pods name their own
+        in their node affinity)."""
+        return list(self.props.gpu_instance_types)
+
+    def gpu_capacity_types(self) -> list[str]:
+        """Spot when a model may run on it; on-demand always (a spot model falls back to
+        it, and pods of on-demand models require it in their node affinity)."""
+        spot = any(plan.capacity is CapacityType.SPOT for plan in self.props.plans)
+        return ["spot", "on-demand"] if spot else ["on-demand"]
 
     def gpu_requirements(self) -> list[dict]:
-        plan = self.props.plan
-        capacity = (["spot", "on-demand"] if plan.capacity is CapacityType.SPOT
-                    else ["on-demand"])
+        capacity = self.gpu_capacity_types()
         return [
             {"key": "node.kubernetes.io/instance-type", "operator": "In",
              "values": self.gpu_instance_types()},
@@ -122,7 +130,7 @@ class KarpenterPoolsChart(cdk8s.Chart):
             "blockDeviceMappings": [
                 volume(BOTTLEROCKET_OS_VOLUME, BOTTLEROCKET_OS_VOLUME_GIB),
                 volume(BOTTLEROCKET_DATA_VOLUME, data_volume_gib,
-                       **(gpu_data_volume_performance(self.props.plan) if gpu else {})),
+                       **(gpu_data_volume_performance(self.props.plans) if gpu else {})),
             ],
             # The environment's tag on every instance, volume and launch template
             # Karpenter creates, so a teardown can be checked by it (docs/teardown.md).

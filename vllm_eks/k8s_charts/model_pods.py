@@ -16,6 +16,21 @@ STAGE_SCRIPT = "stage_weights.py"
 POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"  # EKS Pod Identity agent (link-local)
 
 
+# The environment's router (router.py): its name, and the labels of its pods, which the
+# models' NetworkPolicies let in.
+ROUTER_NAME = "vllm-router"
+ROUTER_LABELS = {"app.kubernetes.io/name": ROUTER_NAME, "app.kubernetes.io/part-of": "vllm-eks"}
+
+
+def server_account(model_key: str) -> str:
+    """The ServiceAccount of a model's vLLM pods. Named apart from the Deployment (and
+    from the unsuffixed name an environment of one model used): EKS refuses a second Pod
+    Identity association for one service account, and CloudFormation creates a resource
+    whose logical ID changed before it deletes the old one, so an upgrade that moved the
+    association to a per-model ID would fail on the old name."""
+    return app_name(model_key, "server")
+
+
 def app_name(model_key: str, suffix: str = "") -> str:
     """Kubernetes name of a model's objects (with an optional role suffix): a DNS-1035
     label, so models never collide in the shared namespace."""

@@ -2,15 +2,15 @@
 
 `VllmChart` is built from one mixin per concern: `VllmPodSpecMixin` (vllm_pod.py: the
 container, its arguments, environment, probes and resources, the volumes, the init
-container, the pod spec) and `VllmNetworkingMixin` (vllm_networking.py: Service, Ingress
-and its annotations, NetworkPolicy). This module creates the chart's objects, in order,
+container, the pod spec) and `VllmNetworkingMixin` (vllm_networking.py: Service,
+NetworkPolicy). This module creates the chart's objects, in order,
 and defines the ServiceAccount, SecretProviderClass, Deployment and PodDisruptionBudget.
 Every public name of the three modules is importable from here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cdk8s
 from cdk8s_plus_35 import k8s
@@ -19,9 +19,9 @@ from constructs import Construct
 from ..models import DeploymentPlan
 from ..models.sources import ModelSource
 from ..vllm_cli import check_profile_args, check_server_args
-from .model_pods import app_name
+from .model_pods import ROUTER_LABELS, app_name, server_account
 from .objects import secret_provider_class
-from .vllm_networking import IngressSettings, VllmNetworkingMixin
+from .vllm_networking import VllmNetworkingMixin
 from .vllm_pod import (
     CACHE_DIR,
     HEALTH_PATH,
@@ -43,7 +43,7 @@ __all__ = [
     "CACHE_DIR", "HEALTH_PATH", "NODE_SHARE", "PORT", "PORT_NAME", "PRE_STOP_SECONDS",
     "SECRETS_DIR", "SECRETS_STORE_DRIVER", "SHUTDOWN_TIMEOUT_SECONDS",
     "STARTUP_PROBE_PERIOD_SECONDS", "STREAMER_CONCURRENCY", "STREAMER_MEMORY_LIMIT_BYTES",
-    "TERMINATION_GRACE_SECONDS", "IngressSettings", "VllmChart", "VllmChartProps",
+    "TERMINATION_GRACE_SECONDS", "VllmChart", "VllmChartProps",
     "VllmNetworkingMixin", "VllmPodSpecMixin", "app_name",
 ]
 
@@ -57,29 +57,28 @@ class VllmChartProps:
     model_prefix: str  # S3 key prefix of the staged weights, "<key>/<revision>/"
     api_key_secret_arn: str  # Secrets Manager; may be a CDK token
     hf_token_secret_arn: str  # Secrets Manager; may be a CDK token
-    ingress: IngressSettings
-    load_balancer_cidrs: tuple[str, ...]  # subnets the load balancer sends from
     namespace: str = "inference"
     monitoring_namespace: str = "monitoring"  # Prometheus scrapes /metrics from there
+    # The router's pods (the only clients the NetworkPolicy lets in besides Prometheus).
+    router_labels: dict[str, str] = field(default_factory=lambda: dict(ROUTER_LABELS))
     # None: the autoscaler owns the replica count (a fixed value would reset it on every
     # apply).
     replicas: int | None = None
     # None: the vLLM image from Docker Hub; else the ECR pull-through cache's prefix.
     image_cache_prefix: str | None = None
-    # Karpenter's GPU pool limit: node types with more GPUs are left out of the node
-    # affinity, as they are out of the pool. None: no limit.
+    # The model's GPU limit (EnvironmentConfig.model_gpu_limit): node types with more GPUs
+    # are left out of the node affinity, and of the GPU pool. None: no limit.
     gpu_limit: int | None = None
 
 
 class VllmChart(VllmPodSpecMixin, VllmNetworkingMixin, cdk8s.Chart):
-    """ServiceAccount, SecretProviderClass, Deployment, Service, PodDisruptionBudget,
-    Ingress and NetworkPolicy for one model.
+    """ServiceAccount, SecretProviderClass, Deployment, Service, PodDisruptionBudget and
+    NetworkPolicy for one model (the environment's router, router.py, is its only client).
 
     Hooks a subclass may override (never `__init__`): `server_args()`, `env()`,
     `container()`, `resources()`, `volumes()`, `volume_mounts()`, `init_containers()`,
-    `pod_spec()`, `model_location()`, `node_instance_types()` (VllmPodSpecMixin,
-    vllm_pod.py); `ingress_annotations()` (VllmNetworkingMixin, vllm_networking.py);
-    `secret_objects()` (here). Point a profile's `chart_class` at the subclass; see
+    `pod_spec()`, `model_location()`, `node_instance_types()`, `node_capacity_types()`
+    (VllmPodSpecMixin, vllm_pod.py); `secret_objects()` (here). Point a profile's `chart_class` at the subclass; see
     examples/vllm-eks-tool-calling and the README ("Add a model").
     """
 
@@ -104,7 +103,6 @@ class VllmChart(VllmPodSpecMixin, VllmNetworkingMixin, cdk8s.Chart):
         self._deployment()
         self._service()
         self._disruption_budget()
-        self._ingress()
         self._network_policy()
 
     # -- hooks -------------------------------------------------------------------------
@@ -127,7 +125,8 @@ class VllmChart(VllmPodSpecMixin, VllmNetworkingMixin, cdk8s.Chart):
     def _service_account(self) -> None:
         # Its AWS role (S3 read on the model's prefix, the API key secret) comes from the
         # EKS Pod Identity association the CDK construct creates for this name.
-        k8s.KubeServiceAccount(self, "ServiceAccount", metadata=self._metadata())
+        k8s.KubeServiceAccount(self, "ServiceAccount",
+                               metadata=self._metadata(server_account(self.model.key)))
 
     def _secret_provider_class(self) -> None:
         secret_provider_class(self, "SecretProviderClass",

@@ -5,7 +5,7 @@ and the pod spec (security context, GPU toleration, node affinity, zone spread).
 `VllmPodSpecMixin` holds these as methods of `VllmChart` (vllm.py), which combines it with
 `VllmNetworkingMixin` (vllm_networking.py). Hooks defined here: `server_args()`, `env()`,
 `container()`, `resources()`, `volumes()`, `volume_mounts()`, `init_containers()`,
-`pod_spec()`, `model_location()`, `node_instance_types()`.
+`pod_spec()`, `model_location()`, `node_instance_types()`, `node_capacity_types()`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from cdk8s_plus_35 import k8s
 
 from ..labels import GPU_TAINT_KEY
+from ..models import CapacityType
 from ..models.profile import GIB
 from ..models.sources import ModelSource, startup_budget_seconds
 from .inference_namespace import MODEL_CACHE_CLAIM
@@ -24,6 +25,7 @@ from .model_pods import (
     EFS_MOUNT,
     efs_model_dir,
     scripts_configmap,
+    server_account,
     stage_script_container,
     vllm_image,
     vllm_image_container,
@@ -59,7 +61,8 @@ class VllmPodSpecMixin:
     """The pod of `VllmChart`, never used on its own: reads the `props`, `plan`, `model`,
     `name` and `app_labels` that `VllmChart.__init__` sets. Hooks: `server_args()`,
     `env()`, `container()`, `resources()`, `volumes()`, `volume_mounts()`,
-    `init_containers()`, `pod_spec()`, `model_location()`, `node_instance_types()`."""
+    `init_containers()`, `pod_spec()`, `model_location()`, `node_instance_types()`,
+    `node_capacity_types()`."""
 
     props: VllmChartProps
     plan: DeploymentPlan
@@ -88,9 +91,18 @@ class VllmPodSpecMixin:
         return self.model.hf_id
 
     def node_instance_types(self) -> list[str]:
-        """The planned type and the fallbacks on which this replica fits, within the GPU
-        pool's limit: the types the GPU NodePool offers (DeploymentPlan.instance_types)."""
+        """The planned type and the fallbacks on which this replica fits, within the
+        model's GPU limit: the types the GPU NodePool offers for this model
+        (EnvironmentConfig.instance_types)."""
         return list(self.plan.instance_types(self.props.gpu_limit))
+
+    def node_capacity_types(self) -> list[str]:
+        """On-demand, or spot first with on-demand as the fallback: the GPU pool offers
+        both when any model of the environment runs on spot, so each model's pods name
+        their own."""
+        if self.plan.capacity is CapacityType.SPOT:
+            return ["spot", "on-demand"]
+        return ["on-demand"]
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -258,7 +270,7 @@ class VllmPodSpecMixin:
     def pod_spec(self) -> k8s.PodSpec:
         selector = k8s.LabelSelector(match_labels=self.app_labels)
         return k8s.PodSpec(
-            service_account_name=self.name,
+            service_account_name=server_account(self.model.key),
             security_context=pod_security_context(),
             init_containers=self.init_containers() or None,
             containers=[self.container()],
@@ -272,6 +284,9 @@ class VllmPodSpecMixin:
                         k8s.NodeSelectorRequirement(
                             key="node.kubernetes.io/instance-type", operator="In",
                             values=self.node_instance_types()),
+                        k8s.NodeSelectorRequirement(
+                            key="karpenter.sh/capacity-type", operator="In",
+                            values=self.node_capacity_types()),
                     ])]))),
             # Replicas in different zones survive an AZ outage; GPU capacity is scarce, so
             # a zone without it does not block scheduling.

@@ -34,8 +34,9 @@ SCRATCH_GIB = 20
 
 
 def stager_name(model_key: str) -> str:
-    """The staging ServiceAccount (and its NetworkPolicy) of one model."""
-    return app_name(model_key, "stager")
+    """The staging ServiceAccount (and its NetworkPolicy) of one model (renamed from
+    `-stager` for the reason model_pods.server_account gives)."""
+    return app_name(model_key, "staging")
 
 
 def stage_script() -> str:
@@ -83,7 +84,7 @@ class WeightsStagingChart(cdk8s.Chart):
         # Everything that shapes the Job except CDK tokens (bucket and secret names are
         # fixed for the life of an environment).
         identity = [props.model.key, props.model.hf_id, props.hf_revision, props.model_prefix,
-                    props.model_source.value, versions.VLLM_IMAGE, script]
+                    props.model_source.value, versions.VLLM_IMAGE, script, name]
         if props.image_cache_prefix:  # only when set: the default Job keeps its name
             identity.append(props.image_cache_prefix)
         digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:8]

@@ -1,5 +1,5 @@
 """What a whole environment costs an hour and a month (730 h), item by item, at list prices:
-GPU nodes at min_replicas and max_replicas with their volumes, system nodes, the EKS
+each model's GPU nodes at its min_replicas and max_replicas with their volumes, system nodes, the EKS
 control plane, NAT, public IPv4, interface endpoints, load balancers, weights in S3 / EFS
 and monitoring volumes. Charges that follow traffic are notes with unit prices, never in
 a total. A price the tables lack (an unlisted system type, a GPU type without a public
@@ -16,7 +16,9 @@ from ..bottlerocket import (
     gpu_data_volume_gib,
     gpu_data_volume_performance,
 )
-from ..config import EndpointScheme, EnvironmentConfig
+from collections.abc import Iterable
+
+from ..config import EndpointScheme, EnvironmentConfig, ModelConfig
 from ..config.environment import gpu_nodes_for, replicas_per_node
 from . import prices as p
 from .instances import PRICE_REGION, PRICES_CHECKED
@@ -50,11 +52,13 @@ class Gp3Volume:
         return f"{self.gib} GiB/{self.iops} IOPS/{self.throughput_mibps} MiB/s"
 
 
-def gpu_node_volumes(plan: DeploymentPlan) -> tuple[Gp3Volume, ...]:
-    """The EBS volumes of one Karpenter GPU node: OS, and data (raised performance only
-    without instance store)."""
-    performance = gpu_data_volume_performance(plan)
-    data = Gp3Volume(gpu_data_volume_gib(plan), **({
+def gpu_node_volumes(plans: Iterable[DeploymentPlan]) -> tuple[Gp3Volume, ...]:
+    """The EBS volumes of one Karpenter GPU node of an environment serving `plans` (one
+    EC2NodeClass for all): OS, and data (raised performance only without instance
+    store)."""
+    plans = tuple(plans)
+    performance = gpu_data_volume_performance(plans)
+    data = Gp3Volume(gpu_data_volume_gib(plans), **({
         "iops": performance["iops"], "throughput_mibps": performance["throughput"]}
         if performance else {}))
     return (Gp3Volume(BOTTLEROCKET_OS_VOLUME_GIB), data)
@@ -89,14 +93,12 @@ class LineItem:
 
 @dataclass(frozen=True, kw_only=True)
 class CostEstimate:
-    """Line items, their totals at min and max replicas, and what the totals leave out."""
+    """Line items, their totals at every model's min and max replicas, and what the
+    totals leave out."""
 
-    model: str
-    instance_type: str
-    capacity: CapacityType
+    # Each model's placement: "<key> on <type> (<capacity>), <min>-<max> replicas".
+    placements: tuple[str, ...]
     region: str  # the environment's region; the prices are PRICE_REGION's
-    min_replicas: int
-    max_replicas: int
     items: tuple[LineItem, ...]
     usage_based: tuple[str, ...]  # charges that follow traffic: unit prices, not totalled
     caveats: tuple[str, ...]  # spot, other regions, unpriced items, packing
@@ -134,11 +136,19 @@ def _item(name: str, quantity: str, usd_per_hour: float | None,
                     usd_per_hour_at_max=at_max)
 
 
-def _gpu_items(config: EnvironmentConfig, caveats: list[str]) -> list[LineItem]:
-    plan, instance = config.plan, config.plan.chosen.instance
+def _placement(model: ModelConfig) -> str:
+    plan, scaling = model.plan, model.autoscaling
+    replicas = (f"{scaling.min_replicas}" if scaling.min_replicas == scaling.max_replicas
+                else f"{scaling.min_replicas}-{scaling.max_replicas}")
+    return f"{model.key} on {plan.instance_type} ({plan.capacity.value}), {replicas} replicas"
+
+
+def _gpu_items(config: EnvironmentConfig, model: ModelConfig,
+               caveats: list[str]) -> list[LineItem]:
+    plan, instance = model.plan, model.plan.chosen.instance
     # A replica takes TP whole GPUs of one node; replicas_per_node of them share a node.
-    low = gpu_nodes_for(config.autoscaling.min_replicas, plan)
-    high = gpu_nodes_for(config.autoscaling.max_replicas, plan)
+    low = gpu_nodes_for(model.autoscaling.min_replicas, plan)
+    high = gpu_nodes_for(model.autoscaling.max_replicas, plan)
     price = instance.on_demand_usd_per_hour
     if price is None:
         caveats.append(f"{instance.instance_type} has no public on-demand price (Capacity "
@@ -150,14 +160,15 @@ def _gpu_items(config: EnvironmentConfig, caveats: list[str]) -> list[LineItem]:
         caveats.append(f"{replicas_per_node(plan)} replicas (TP {plan.tensor_parallel}) share "
                        f"one {instance.instance_type} of {instance.gpu_count} GPUs: the "
                        "fewest nodes; replicas spread over zones may take one node each")
-    volumes = gpu_node_volumes(plan)
+    volumes = gpu_node_volumes(config.plans)
     per_node = sum(v.usd_per_month for v in volumes)
     nodes = f"{low} x {instance.instance_type}" + (f" ({high} at max)" if high != low else "")
     return [
-        LineItem(name=f"GPU nodes, Karpenter ({plan.capacity.value})", quantity=nodes,
+        LineItem(name=f"GPU nodes {model.key} ({plan.capacity.value})", quantity=nodes,
                  usd_per_hour=None if price is None else low * price,
                  usd_per_hour_at_max=None if price is None else high * price),
-        _item("GPU node volumes (gp3)", f"{low} x ({' + '.join(v.text for v in volumes)})",
+        _item(f"GPU node volumes {model.key} (gp3)",
+              f"{low} x ({' + '.join(v.text for v in volumes)})",
               low * per_node, high * per_node, monthly=True),
     ]
 
@@ -190,16 +201,17 @@ def _platform_items(config: EnvironmentConfig) -> list[LineItem]:
               (nat + (zones if public_alb else 0)) * p.PUBLIC_IPV4_HOUR.usd),
         _item("Interface VPC endpoints", f"{endpoints} x {zones} AZs",
               endpoints * zones * p.INTERFACE_ENDPOINT_AZ_HOUR.usd),
-        _item("Application Load Balancers", "1 vLLM" + (" + 1 Grafana" if albs > 1 else ""),
+        _item("Application Load Balancers", "1 API" + (" + 1 Grafana" if albs > 1 else ""),
               albs * p.ALB_HOUR.usd),
     ]
 
 
 def _storage_items(config: EnvironmentConfig) -> list[LineItem]:
-    weights_gib = config.plan.model.weight_bytes / GIB
+    weights_gib = sum(plan.model.weight_bytes for plan in config.plans) / GIB
+    revisions = "one revision" if len(config.models) == 1 else "one revision of each model"
     items = []
     if config.model_source is not ModelSource.HF:  # hf: nothing is staged
-        items.append(_item("S3 weights (Standard)", f"{weights_gib:.1f} GiB, one revision",
+        items.append(_item("S3 weights (Standard)", f"{weights_gib:.1f} GiB, {revisions}",
                            weights_gib * p.S3_STANDARD_GB_MONTH.usd, monthly=True))
     if config.model_source is ModelSource.EFS:
         items.append(_item("EFS model cache (Standard)", f"{weights_gib:.1f} GiB",
@@ -211,14 +223,17 @@ def _storage_items(config: EnvironmentConfig) -> list[LineItem]:
 
 
 def _usage_based(config: EnvironmentConfig) -> list[str]:
-    weights_gb, nat = config.plan.model.weight_bytes / GB, p.NAT_GATEWAY_GB.usd
+    weights_gb = sum(plan.model.weight_bytes for plan in config.plans) / GB
+    nat = p.NAT_GATEWAY_GB.usd
     when = ("at every replica start" if config.model_source is ModelSource.HF
             else "once, when staged")
-    node = config.plan.chosen.instance
+    node = max((plan.chosen.instance for plan in config.plans),
+               key=lambda instance: instance.on_demand_usd_per_hour or 0)
     notes = [
         f"NAT data processing ${nat}/GB (the {weights_gb:.1f} GB of weights pass NAT "
         f"{when}: about ${weights_gb * nat:,.2f})",
-        f"a rolling update surges one replica: possibly one more {node.instance_type} "
+        f"a rolling update surges one replica per model: possibly one more "
+        f"{node.instance_type} "
         f"(${node.on_demand_usd_per_hour or 0:,.2f}/hour) while it runs",
         f"interface endpoint data ${p.INTERFACE_ENDPOINT_GB.usd}/GB (image pulls, logs)",
         f"ALB capacity units ${p.ALB_LCU_HOUR.usd}/LCU-hour per load balancer",
@@ -242,19 +257,17 @@ def _usage_based(config: EnvironmentConfig) -> list[str]:
 
 def estimate_environment_cost(config: EnvironmentConfig) -> CostEstimate:
     """The estimate of one environment: line items at min_replicas (and the GPU ones at
-    max_replicas), the usage-based charges as notes, and the caveats."""
+    max_replicas, per model), the usage-based charges as notes, and the caveats."""
     caveats: list[str] = []
-    items = [*_gpu_items(config, caveats), *_system_items(config, caveats),
+    gpu = [item for model in config.models for item in _gpu_items(config, model, caveats)]
+    items = [*gpu, *_system_items(config, caveats),
              *_platform_items(config), *_storage_items(config)]
     if config.region != PRICE_REGION:
         caveats.append(f"prices are {PRICE_REGION} list prices; {config.region} prices differ")
     caveats.append(f"EKS at the standard-support price; ${p.EKS_CLUSTER_EXTENDED_SUPPORT.usd:.2f}"
                    "/hour once the cluster's Kubernetes version is in extended support")
     return CostEstimate(
-        model=config.plan.model.key, instance_type=config.plan.instance_type,
-        capacity=config.plan.capacity, region=config.region,
-        min_replicas=config.autoscaling.min_replicas,
-        max_replicas=config.autoscaling.max_replicas,
+        placements=tuple(_placement(model) for model in config.models), region=config.region,
         items=tuple(items), usage_based=tuple(_usage_based(config)), caveats=tuple(caveats),
     )
 
@@ -266,7 +279,7 @@ def _money(value: float | None, decimals: int) -> str:
 def render_cost(estimate: CostEstimate) -> str:
     """The estimate as an aligned text table, a totals line, and the notes."""
     e = estimate
-    header = ["item", "quantity", "$/hour", "$/month", f"$/month at max ({e.max_replicas})"]
+    header = ["item", "quantity", "$/hour", "$/month", "$/month at max_replicas"]
     rows = [[i.name, i.quantity, _money(i.usd_per_hour, 3), _money(i.usd_per_month, 2),
              _money(i.usd_per_month_at_max, 2)] for i in e.items]
     rows.append(["total", "", _money(e.usd_per_hour, 3), _money(e.usd_per_month, 2),
@@ -276,12 +289,11 @@ def render_cost(estimate: CostEstimate) -> str:
                               for c, cell in enumerate(row)).rstrip()
              for row in [header, *rows]]
     total = (f"about ${e.usd_per_hour:,.2f}/hour, ${e.usd_per_month:,.0f}/month at "
-             f"min_replicas={e.min_replicas} (up to ${e.usd_per_month_at_max:,.0f}/month at "
-             f"max_replicas={e.max_replicas})")
+             f"min_replicas (up to ${e.usd_per_month_at_max:,.0f}/month at max_replicas)")
     if e.unpriced:
         total += f"; not included (no list price): {', '.join(e.unpriced)}"
     return "\n".join([
-        f"vllm-eks cost: {e.model} on {e.instance_type} ({e.capacity.value}), "
+        f"vllm-eks cost: {'; '.join(e.placements)}; "
         f"{e.price_region} list prices of {e.prices_checked}, 730 hours a month",
         *table, total,
         "  usage-based, not in the total:", *(f"  - {n}" for n in e.usage_based),

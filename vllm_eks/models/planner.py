@@ -115,6 +115,7 @@ class DeploymentPlan:
     alternatives: tuple[Placement, ...]
     capacity: CapacityType
     min_concurrency: int
+    request: PlanRequest | None = None  # what was asked for (the pins); None: not recorded
 
     @property
     def model(self) -> ModelProfile:
@@ -300,6 +301,7 @@ def plan(request: PlanRequest) -> DeploymentPlan:
         alternatives=_fallbacks(chosen, fitting[1:]),
         capacity=request.capacity,
         min_concurrency=request.min_concurrency,
+        request=request,
     )
 
 

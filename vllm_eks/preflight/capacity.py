@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from ..config import ModelConfig
 from ..models import GPU_INSTANCES, CapacityType, GpuInstance
 from .aws import CouldNotCheck, call, guarded
 from .checks import Target
@@ -42,11 +43,21 @@ def quota_class(instance_type: str) -> str:
     return "Standard" if family.startswith(_STANDARD_FAMILIES) else family
 
 
-def gpu_pool_instances(target: Target) -> list[GpuInstance]:
-    """The GPU NodePool's types: the planned one, then the fallbacks within gpu_limit
-    (k8s_charts/karpenter_pools.py gpu_instance_types)."""
+def gpu_pool_instances(target: Target,
+                       capacity: CapacityType | None = None) -> list[GpuInstance]:
+    """The GPU NodePool's types (k8s_charts/karpenter_pools.py gpu_instance_types) of the
+    models on `capacity` (None: every model): each model's planned type first, then the
+    fallbacks within gpu_limit."""
     config = target.config
-    return [GPU_INSTANCES[t] for t in config.plan.instance_types(config.gpu_limit)]
+    models = [m for m in config.models if capacity in (None, m.plan.capacity)]
+    types = dict.fromkeys(m.plan.instance_type for m in models)
+    for model in models:
+        types.update(dict.fromkeys(config.instance_types(model)))
+    return [GPU_INSTANCES[t] for t in types]
+
+
+def _planned_types(target: Target) -> set[str]:
+    return {plan.instance_type for plan in target.config.plans}
 
 
 def max_vcpus(instances: list[GpuInstance], gpu_limit: int) -> int:
@@ -80,27 +91,31 @@ def _increase(target: Target, quota: Quota, vcpus: int) -> str:
 
 
 def check_gpu_quotas(target: Target) -> list[Row]:
-    """One row per quota the GPU pool's types draw on (the planned type's first)."""
-    instances = gpu_pool_instances(target)
-    classes = list(dict.fromkeys(quota_class(i.instance_type) for i in instances))
+    """One row per quota the GPU pool's types draw on (those of a planned type first).
+    Every model's nodes of one quota class and capacity type count against one quota."""
     rows: list[Row] = []
-    for index, klass in enumerate(classes):
-        members = [i for i in instances if quota_class(i.instance_type) == klass]
-        quota = GPU_QUOTAS.get((target.config.plan.capacity, klass))
-        if quota is None:
-            rows.append(Row(Status.UNCHECKED, f"GPU quota {klass}",
-                            f"no known vCPU quota for {members[0].instance_type}; check it in "
-                            "the Service Quotas console"))
-            continue
-        rows += guarded(f"GPU quota {quota.code}",
-                        lambda m=members, q=quota, p=index == 0: _gpu_quota_row(target, m, q, p))
+    planned_types = _planned_types(target)
+    for capacity in dict.fromkeys(plan.capacity for plan in target.config.plans):
+        instances = gpu_pool_instances(target, capacity)
+        classes = list(dict.fromkeys(quota_class(i.instance_type) for i in instances))
+        for klass in classes:
+            members = [i for i in instances if quota_class(i.instance_type) == klass]
+            quota = GPU_QUOTAS.get((capacity, klass))
+            if quota is None:
+                rows.append(Row(Status.UNCHECKED, f"GPU quota {klass}",
+                                f"no known vCPU quota for {members[0].instance_type}; check "
+                                "it in the Service Quotas console"))
+                continue
+            planned = members[0].instance_type in planned_types
+            rows += guarded(f"GPU quota {quota.code}",
+                            lambda m=members, q=quota, p=planned, c=capacity:
+                            _gpu_quota_row(target, m, q, p, c))
     return rows
 
 
 def _gpu_quota_row(target: Target, members: list[GpuInstance], quota: Quota,
-                   planned: bool) -> list[Row]:
+                   planned: bool, capacity: CapacityType) -> list[Row]:
     config = target.config
-    capacity = config.plan.capacity
     what = f"GPU quota {quota.code}"
     value = quota_value(target, quota)
     smallest = members[0] if planned else min(members, key=lambda i: i.vcpu)
@@ -165,10 +180,19 @@ def check_standard_quota(target: Target) -> list[Row]:
 
 
 def check_offerings(target: Target) -> list[Row]:
+    """Whether each model's planned type is offered in the environment's zones."""
+    rows: list[Row] = []
+    several = len(target.config.models) > 1
+    for model in target.config.models:
+        rows += _offerings(target, model,
+                           "AZ offerings" + (f" {model.key}" if several else ""))
+    return rows
+
+
+def _offerings(target: Target, model: ModelConfig, what: str) -> list[Row]:
     config = target.config
-    planned = config.plan.instance_type
-    types = [i.instance_type for i in gpu_pool_instances(target)]
-    what = "AZ offerings"
+    planned = model.plan.instance_type
+    types = list(config.instance_types(model))
     offered: dict[str, set[str]] = {t: set() for t in types}
     token = None
     while True:

@@ -13,7 +13,7 @@ from ..models import CatalogError, PlanError, UnknownModelError
 
 # The flags, each the `-c` key with dashes; any other key through `-c key=value`.
 FLAG_KEYS: tuple[str, ...] = (
-    "model", "region", "capacity", "availability_zones", "certificate_arn",
+    "model", "models", "region", "capacity", "availability_zones", "certificate_arn",
     "endpoint_hostname", "admin_role_arn", "instance_type", "tensor_parallel",
     "max_replicas", "gpu_limit", "max_model_len", "min_concurrency", "gpu_memory_utilization",
 )

@@ -76,9 +76,9 @@ def run_preflight(config: EnvironmentConfig, clients: ClientFactory | None = Non
     target = Target(config=config, clients=clients, account=account)
     for name, check in CHECK_FUNCTIONS:
         rows += guarded(name, lambda check=check: check(target))
-    plan = config.plan
-    print(f"vllm-eks preflight: {plan.model.key} on {plan.instance_type} "
-          f"({plan.capacity.value}), account {account}, region {config.region}, zones "
+    placements = ", ".join(f"{m.key} on {m.plan.instance_type} ({m.plan.capacity.value})"
+                           for m in config.models)
+    print(f"vllm-eks preflight: {placements}, account {account}, region {config.region}, zones "
           f"{','.join(config.network.availability_zones)}", file=out)
     print(render(rows), file=out)
     print(summary(rows), file=out)

@@ -52,7 +52,8 @@ class ClusterStack(cdk.Stack):
             "Karpenter",
             props=KarpenterProps(
                 cluster=cluster, cluster_name=cluster_name,
-                pod_identity_agent=pod_identity_agent, core_dns=core_dns, plan=config.plan,
+                pod_identity_agent=pod_identity_agent, core_dns=core_dns, plans=config.plans,
+                gpu_instance_types=config.gpu_pool_instance_types,
                 availability_zones=config.network.availability_zones,
                 gpu_limit=config.gpu_limit, cpu_limit=config.cluster.cpu_limit,
             ),

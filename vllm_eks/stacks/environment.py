@@ -78,7 +78,7 @@ def build_environment(
     prod = ProdStack(
         scope, stack_id(PROD_STACK_ID, name), config=config, **options(),
         cluster=cluster.gpu_cluster.cluster, store=model_store.store, vpc=network.network.vpc,
-        description=f"vllm-eks workloads: serving {config.plan.model.key}",
+        description=f"vllm-eks workloads: serving {', '.join(m.key for m in config.models)}",
     )
     # Explicit, so `cdk deploy VllmProdStack` deploys everything even where no reference
     # links two stacks. The store comes before the cluster and never depends on it.

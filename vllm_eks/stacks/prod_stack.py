@@ -18,16 +18,15 @@ from ..observability.alerts import AlertSettings
 
 class ProdStack(cdk.Stack):
     """Applies the Kubernetes workloads (cdk8s charts) to the cluster: the inference
-    namespace, then the model's VllmService and its SmokeTest."""
+    namespace, then the VllmService (every model and the router) and its SmokeTest."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  cluster: eks.ICluster, store: ModelStore, vpc: ec2.IVpc, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        plan = config.plan
         namespace_chart = render(
             InferenceNamespaceChart,
             "inference-namespace",
-            props=InferenceNamespaceProps(plan=plan),
+            props=InferenceNamespaceProps(plans=config.plans),
         )
         namespace = eks.KubernetesManifest(
             self,
@@ -39,46 +38,50 @@ class ProdStack(cdk.Stack):
             self, "VllmService",
             props=VllmServiceProps(
                 cluster=cluster, vpc=vpc, bucket=store.bucket,
-                hf_token_secret=store.hf_token_secret, plan=plan,
+                hf_token_secret=store.hf_token_secret, models=config.models,
                 model_source=config.model_source, endpoint=config.endpoint,
-                region=config.region, model_revision=config.model_revision,
+                region=config.region,
                 alerts=AlertSettings(ttft_slo_seconds=config.observability.ttft_slo_seconds),
-                min_replicas=config.autoscaling.min_replicas,
-                max_replicas=config.autoscaling.max_replicas,
                 namespace=namespace_chart.props.namespace,
                 image_cache_prefix=config.image_cache_prefix,
-                gpu_limit=config.gpu_limit,
+                gpu_limits={model.key: config.model_gpu_limit(model) for model in config.models},
                 after=(namespace,),
             ),
         )
         self.smoke_test = SmokeTest(self, "SmokeTest", props=SmokeTestProps(
             vpc=vpc, endpoint_url=self.service.endpoint_url, api_key=self.service.api_key,
-            served_model_name=plan.model.name, environment_name=config.cluster.name,
+            served_model_names=tuple(model.served_name for model in config.models),
+            environment_name=config.cluster.name,
             invoker_account=config.smoke_test_invoker_account))
         self.smoke_test.function.node.add_dependency(self.service)
         self.smoke_test_output = cdk.CfnOutput(
             self, "SmokeTestFunctionArn", value=self.smoke_test.function.function_arn,
             description="aws lambda invoke --function-name <arn> out.json: health, models, "
-            "one completion")
-        cdk.CfnOutput(self, "Model", value=plan.model.key)
+            "one completion per model")
+        cdk.CfnOutput(self, "Models", value=",".join(model.key for model in config.models),
+                      description="Catalog keys of the models served")
         cdk.CfnOutput(
             self,
-            "Placement",
-            value=f"{plan.instance_type} x1, TP {plan.tensor_parallel}, "
-            f"max_model_len {plan.max_model_len}, {plan.capacity.value}",
+            "Placements",
+            value="; ".join(
+                f"{m.key}: {m.plan.instance_type} x1, TP {m.plan.tensor_parallel}, "
+                f"max_model_len {m.plan.max_model_len}, {m.plan.capacity.value}"
+                for m in config.models),
         )
         cdk.CfnOutput(self, "LoadBalancerDnsName", value=self.service.load_balancer_dns_name,
                       description="Point -c endpoint_hostname (CNAME or alias) here")
         cdk.CfnOutput(self, "EndpointUrl", value=self.service.endpoint_url,
-                      description="OpenAI-compatible API: <url>/v1/chat/completions")
+                      description="OpenAI-compatible API for every model: "
+                      "<url>/v1/chat/completions with the model's name in `model`")
         cdk.CfnOutput(
             self, "ApiKeySecretArn", value=self.service.api_key.secret_arn,
             description="Read the key: aws secretsmanager get-secret-value --secret-id <arn> "
             "--query SecretString --output text",
         )
-        cdk.CfnOutput(self, "ModelS3Uri",
-                      value=f"s3://{store.bucket.bucket_name}/{self.service.weights_prefix}",
-                      description=f"Where the weights are staged (model_source="
+        cdk.CfnOutput(self, "ModelS3Uris",
+                      value=" ".join(f"s3://{store.bucket.bucket_name}/{server.weights_prefix}"
+                                     for server in self.service.models.values()),
+                      description=f"Where each model's weights are staged (model_source="
                       f"{config.model_source.value})")
         cdk.CfnOutput(
             self, "UpdateKubeconfigCommand",
