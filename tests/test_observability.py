@@ -440,3 +440,22 @@ def test_the_merge_keeps_a_default_list_that_is_not_overridden():
     defaults = {"securityContext": {"capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]}}}
     ours = {"securityContext": {"capabilities": {"drop": ["ALL"]}}}
     assert merge(defaults, ours)["securityContext"]["capabilities"]["add"] == ["SYS_ADMIN"]
+
+
+def test_the_router_has_its_own_alerts_with_its_real_memory_limit(default_env):
+    from vllm_eks.k8s_charts.router_pod import MEMORY_LIMIT_BYTES
+
+    (rules,) = [o for o in default_env.manifests() if o["kind"] == "PrometheusRule"
+                and o["metadata"]["name"] == "vllm-eks-router-alerts"]
+    (group,) = rules["spec"]["groups"]
+    by_name = {rule["alert"]: rule for rule in group["rules"]}
+    assert set(by_name) == {"VllmRouterUnavailable", "VllmRouterMemoryHigh"}
+    assert 'deployment="vllm-router"' in by_name["VllmRouterUnavailable"]["expr"]
+    assert "absent(" in by_name["VllmRouterUnavailable"]["expr"]  # gone counts as down
+    # 85 % of the limit the router's container really gets.
+    (router,) = [o for o in default_env.manifests() if o["kind"] == "Deployment"
+                 and o["metadata"]["name"] == "vllm-router"]
+    (container,) = router["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"]["memory"] == "2Gi" == (
+        f"{MEMORY_LIMIT_BYTES // 1024**3}Gi")
+    assert by_name["VllmRouterMemoryHigh"]["expr"].endswith(f"> {int(0.85 * 2 * 1024**3)}")

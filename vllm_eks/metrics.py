@@ -134,8 +134,15 @@ CONTAINER_RESTARTS = Metric("kube_pod_container_status_restarts", Kind.COUNTER,
                             "container restarts")
 NODE_CONDITION = Metric("kube_node_status_condition", Kind.GAUGE, "node conditions")
 NODE_CAPACITY = Metric("kube_node_status_capacity", Kind.GAUGE, "node capacity by resource")
+DEPLOYMENT_AVAILABLE = Metric("kube_deployment_status_replicas_available", Kind.GAUGE,
+                              "available replicas of a Deployment")
+# prometheus_client's process collector, on the router's own /metrics (the router's
+# PodMonitor renames only its vllm:* series).
+PROCESS_RESIDENT_MEMORY = Metric("process_resident_memory_bytes", Kind.GAUGE,
+                                 "resident memory of a process")
 
-KUBERNETES_METRICS: tuple[Metric, ...] = (CONTAINER_RESTARTS, NODE_CONDITION, NODE_CAPACITY)
+KUBERNETES_METRICS: tuple[Metric, ...] = (CONTAINER_RESTARTS, NODE_CONDITION, NODE_CAPACITY,
+                                          DEPLOYMENT_AVAILABLE, PROCESS_RESIDENT_MEMORY)
 
 CONTRACT: tuple[Metric, ...] = VLLM_METRICS + GPU_METRICS + KUBERNETES_METRICS
 

@@ -10,10 +10,12 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from ..metrics import dcgm_counters_csv
-from ..observability.alerts import AlertSettings, gpu_rule_groups
+from ..observability.alerts import AlertSettings, gpu_rule_groups, router_rule_groups
 from ..observability.dashboards import DASHBOARDS
+from .model_pods import ROUTER_NAME
 from .objects import custom_resource, secret_provider_class
 from .pod_security import pod_security_admission_labels
+from .router_pod import MEMORY_LIMIT_BYTES as ROUTER_MEMORY_LIMIT_BYTES
 
 MONITORING_NAMESPACE = "monitoring"
 GRAFANA_SECRETS = "grafana-admin"  # SecretProviderClass
@@ -83,3 +85,9 @@ class MonitoringContentChart(cdk8s.Chart):
             name="vllm-eks-gpu-alerts", namespace=props.namespace,
             labels={**labels, **PROMETHEUS_SELECTOR_LABELS},
             spec={"groups": gpu_rule_groups(props.alerts)})
+        custom_resource(
+            self, "RouterRules", api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule", name="vllm-eks-router-alerts", namespace=props.namespace,
+            labels={**labels, **PROMETHEUS_SELECTOR_LABELS},
+            spec={"groups": router_rule_groups(props.alerts, ROUTER_NAME,
+                                               ROUTER_MEMORY_LIMIT_BYTES)})

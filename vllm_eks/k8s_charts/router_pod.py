@@ -38,6 +38,8 @@ TERMINATION_GRACE_SECONDS = PRE_STOP_SECONDS + DRAIN_SECONDS + 30
 ENGINE_STATS_INTERVAL_SECONDS = 15
 # The image imports torch, transformers and vLLM 0.13 (its lmcache and semantic-cache
 # extras) and ships no bytecode cache: the first /health can take a minute or more.
+# The router's memory limit (its alert fires at 85 % of it: observability/alerts.py).
+MEMORY_LIMIT_BYTES = 2 * 1024**3
 STARTUP_PROBE_PERIOD_SECONDS = 5
 STARTUP_BUDGET_SECONDS = 300
 
@@ -111,7 +113,7 @@ class RouterPodMixin:
         return k8s.ResourceRequirements(
             requests={"cpu": k8s.Quantity.from_string("500m"),
                       "memory": k8s.Quantity.from_string("1Gi")},
-            limits={"memory": k8s.Quantity.from_string("2Gi")})
+            limits={"memory": k8s.Quantity.from_string(f"{MEMORY_LIMIT_BYTES // 1024**3}Gi")})
 
     def volumes(self) -> list[k8s.Volume]:
         return [

@@ -146,6 +146,37 @@ def gpu_rules(settings: AlertSettings) -> list[dict]:
     ]
 
 
+def router_rules(settings: AlertSettings, router: str, memory_limit_bytes: int) -> list[dict]:
+    """The router every request of every model goes through (its Deployment `router`)."""
+    available = (f'{m.DEPLOYMENT_AVAILABLE.series}{{namespace="{settings.namespace}", '
+                 f'deployment="{router}"}}')
+    memory = (f'{m.PROCESS_RESIDENT_MEMORY.series}{{namespace="{settings.namespace}", '
+              f'pod=~"{router}-.*"}}')
+    return [
+        _alert(settings, "VllmRouterUnavailable",
+               f"sum({available}) < 1 or absent({available})",
+               duration="2m", severity="critical",
+               summary="No router replica is available: the endpoint answers 503",
+               description="Every request of every model goes through the router; with no "
+               "available replica the load balancer has no healthy target."),
+        # The router's memory grows with the requests it served (upstream #707): restart
+        # it before its limit kills a replica mid-stream.
+        _alert(settings, "VllmRouterMemoryHigh",
+               f"max by (pod) ({memory}) > {int(memory_limit_bytes * 0.85)}",
+               duration="15m", severity="warning",
+               summary="Router {{ $labels.pod }} uses over 85 % of its memory limit",
+               description="The router keeps per-request statistics it never frees; at its "
+               "limit the replica is killed and its streams are cut."),
+    ]
+
+
+def router_rule_groups(settings: AlertSettings, router: str,
+                       memory_limit_bytes: int) -> list[dict]:
+    """The router's rules (the cluster stack applies them once)."""
+    return [{"name": "vllm-eks.router",
+             "rules": router_rules(settings, router, memory_limit_bytes)}]
+
+
 def serving_rule_groups(settings: AlertSettings, served_name: str) -> list[dict]:
     """One model's rules (the workloads stack applies them with the model)."""
     return [{"name": f"vllm-eks.serving.{served_name}",
@@ -159,5 +190,6 @@ def gpu_rule_groups(settings: AlertSettings) -> list[dict]:
 
 def alert_names() -> list[str]:
     settings = AlertSettings()
-    groups = serving_rule_groups(settings, "model") + gpu_rule_groups(settings)
+    groups = (serving_rule_groups(settings, "model") + gpu_rule_groups(settings)
+              + router_rule_groups(settings, "router", 1))
     return [rule["alert"] for group in groups for rule in group["rules"]]
