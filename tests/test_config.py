@@ -277,8 +277,9 @@ def test_per_model_values_apply_to_one_model_or_every_model():
     ({"models": f"{SMALL},,{DEFAULT_MODEL_KEY}"}, ConfigError, r"has an empty entry"),
     ({"models": f"{SMALL},{SMALL}"}, ConfigError,
      rf"-c models lists {SMALL} more than once; list each model once"),
-    ({"models": f"{SMALL},llama-9000"}, UnknownModelError,
-     r"unknown model 'llama-9000'; pass -c model=<one of: .*deepseek-r1"),
+    ({"models": f"{SMALL},llama-9000"}, ConfigError,
+     rf"-c models={SMALL},llama-9000: unknown model 'llama-9000'; list catalog keys \(one of: "
+     r".*deepseek-r1"),
     ({"models": SMALL, "model": SMALL}, ConfigError, r"-c model and -c models are both set"),
     ({"models": TWO, "max_model_len": "deepseek-r1:8192"}, ConfigError,
      r"-c max_model_len sets a value for 'deepseek-r1', which is not a model of this "
@@ -329,3 +330,35 @@ def test_a_pipeline_stage_may_serve_several_models_with_per_model_values():
     with pytest.raises(PipelineConfigError, match=r"stage 'prod': -c max_replicas sets a value "
                        rf"for '{DEFAULT_MODEL_KEY}', which is not a model of this environment"):
         wrong.environment("111111111111")
+
+
+def test_models_whose_derived_names_collide_are_refused():
+    import dataclasses
+
+    from vllm_eks.models import get_model, register
+
+    small = get_model(SMALL)
+    register(dataclasses.replace(small, key="deepseek-r1-distill-qwen-1-5b",
+                                 served_name="other-name"))
+    with pytest.raises(ConfigError, match=r"models deepseek-r1-distill-qwen-1.5b and "
+                       r"deepseek-r1-distill-qwen-1-5b would share the name "
+                       r"'vllm-deepseek-r1-distill-qwen-1-5b'"):
+        parse(models=f"{SMALL},deepseek-r1-distill-qwen-1-5b")
+    register(dataclasses.replace(small, key="router", served_name="router"))
+    with pytest.raises(ConfigError, match=r"model router: its objects would be named "
+                       r"'vllm-router', like the router's"):
+        parse(model="router")
+
+
+def test_more_models_than_the_fixed_model_list_holds_are_refused():
+    import dataclasses
+
+    from vllm_eks.models import get_model, register
+
+    small = get_model(SMALL)
+    keys = [f"a-rather-long-key-for-a-registered-model-{i}" for i in range(12)]
+    for key in keys:
+        register(dataclasses.replace(small, key=key, served_name=""))
+    with pytest.raises(ConfigError, match=r"-c models: the list of 12 served names is \d+ "
+                       r"bytes as /v1/models answers it, over the 1024 bytes"):
+        parse(models=",".join(keys))

@@ -370,7 +370,8 @@ def test_serving_alerts_are_scoped_to_the_model(default_env):
                 and o["metadata"]["name"] == name]
     for rule in rules["spec"]["groups"][0]["rules"]:
         if rule["alert"] == "VllmPodRestarts":
-            assert f'pod=~"{app_name(default_env.config.models[0].plan.model.key)}-.*"' in rule["expr"]
+            pods = f'pod=~"{app_name(default_env.config.models[0].key)}-[a-z0-9]+-[a-z0-9]{{5}}"'
+            assert pods in rule["expr"]
         else:
             assert f'model_name="{served}"' in rule["expr"], rule["alert"]
 
@@ -459,3 +460,20 @@ def test_the_router_has_its_own_alerts_with_its_real_memory_limit(default_env):
     assert container["resources"]["limits"]["memory"] == "2Gi" == (
         f"{MEMORY_LIMIT_BYTES // 1024**3}Gi")
     assert by_name["VllmRouterMemoryHigh"]["expr"].endswith(f"> {int(0.85 * 2 * 1024**3)}")
+
+
+def test_each_models_restart_alert_matches_its_own_pods_only(options_env):
+    from vllm_eks.models import catalog
+    from vllm_eks.naming import app_name, deployment_pods
+
+    def pod(key: str) -> str:
+        return f"{app_name(key)}-7d9f8b6c5d-x2k4p"
+
+    keys = sorted(catalog())  # deepseek-r1 is a prefix of every deepseek-r1-distill key
+    for key in keys:
+        pattern = re.compile(deployment_pods(app_name(key)))  # PromQL =~ is anchored
+        assert [k for k in keys if pattern.fullmatch(pod(k))] == [key]
+    # and the rendered rules use it
+    rules = [r for r in alert_rules(options_env) if r["alert"] == "VllmPodRestarts"]
+    assert sorted(re.search(r'pod=~"([^"]+)"', r["expr"])[1] for r in rules) == sorted(
+        deployment_pods(app_name(m.key)) for m in options_env.config.models)

@@ -430,10 +430,15 @@ def test_several_models_share_one_quota_row_per_class_and_each_gets_its_offering
     assert out.splitlines()[0].startswith(
         "vllm-eks preflight: deepseek-r1-distill-llama-8b on g6e.xlarge (on-demand), "
         "deepseek-r1-distill-qwen-1.5b on g6.xlarge (on-demand), ")
-    # Both models' nodes draw on the one G quota: one row, which counts both.
-    (quota,) = [row for row in rows(out, "warning") if "L-DB2E81BA" in row]
-    assert "g6e.xlarge" in quota and "g6.xlarge" in quota
-    assert "Karpenter stops at 4 vCPUs" in quota
+    # Both models' nodes draw on the one G quota: one row, which counts both models'
+    # min_replicas (a g6e.xlarge and a g6.xlarge, 4 vCPUs each): 4 vCPUs start only one.
+    (quota,) = [row for row in rows(out, "problem") if "L-DB2E81BA" in row]
+    assert "need 8 (min_replicas: 1 x g6e.xlarge + 1 x g6.xlarge)" in quota
+    assert "some model would never start" in quota
     offerings = [row for row in rows(out, "ok") if "AZ offerings" in row]
     assert [row.split("AZ offerings ")[1].split()[0] for row in offerings] == models.split(",")
-    assert code == 0
+    assert code == 1
+    code, out = Account(gpu_quotas=[(G_ON_DEMAND, 8.0)]).run(aws_clients, models=models,
+                                                              **FULL)
+    (quota,) = [row for row in rows(out, "warning") if "L-DB2E81BA" in row]
+    assert "Karpenter stops at 8 vCPUs" in quota and code == 0

@@ -271,7 +271,7 @@ def test_the_ingress_routes_exactly_the_api_paths(manifests):
     paths = rule["http"]["paths"]
     assert [(p["path"], p["pathType"]) for p in paths] == [
         ("/v1/chat/completions", "Exact"), ("/v1/completions", "Exact"),
-        ("/v1/models", "Exact"), ("/health", "Exact")]
+        ("/v1/responses", "Exact"), ("/v1/models", "Exact"), ("/health", "Exact")]
     backends = {p["path"]: p["backend"]["service"] for p in paths}
     # The model list is the load balancer's own answer; everything else goes to the router.
     assert backends.pop("/v1/models") == {"name": MODELS_ACTION,

@@ -416,7 +416,7 @@ def test_the_api_ingress_routes_exact_paths_to_the_router_only(env_fixture, requ
     (rule,) = spec["rules"]
     assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [
         ("/v1/chat/completions", "Exact"), ("/v1/completions", "Exact"),
-        ("/v1/models", "Exact"), ("/health", "Exact")]
+        ("/v1/responses", "Exact"), ("/v1/models", "Exact"), ("/health", "Exact")]
     backends = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
     # /v1/models is the load balancer's fixed list of the served names.
     assert backends.pop("/v1/models") == router.MODELS_ACTION

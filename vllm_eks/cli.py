@@ -188,7 +188,10 @@ def _plan(args: argparse.Namespace) -> int:
     context = {key: getattr(args, key) for key in (*PLAN_FLAG_KEYS, "model_source")
                if getattr(args, key) is not None}
     if not args.all:
-        context["models"] = args.models or args.model or DEFAULT_MODEL_KEY
+        if args.models:
+            context["models"] = args.models
+        else:
+            context["model"] = args.model or DEFAULT_MODEL_KEY
         config = EnvironmentConfig.from_context(context.get)
         blocks = [render_plan(model.plan.request, source) for model in config.models]
         # The whole environment, at the default of every other -c option.

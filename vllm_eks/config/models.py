@@ -28,6 +28,9 @@ from ..models.planner import (
     DEFAULT_MIN_CONCURRENCY,
     MIN_MODEL_LEN,
 )
+from ..models.catalog import catalog
+from ..naming import ROUTER_NAME, app_name, pascal_case
+from ..openai_api import FIXED_RESPONSE_MAX_BYTES, model_list
 from .environment import AutoscalingConfig, ConfigError, ModelConfig, field_default
 from .options import PER_MODEL_KEYS, ContextReader
 
@@ -60,6 +63,13 @@ def model_keys(get: Callable[[str], Any]) -> tuple[str, ...]:
         raise ConfigError(
             f"-c models lists {', '.join(repeated)} more than once; list each model once"
         )
+    known = catalog()
+    for key in keys:
+        if key not in known:
+            raise ConfigError(
+                f"-c models={','.join(keys)}: unknown model {key!r}; list catalog keys (one "
+                f"of: {', '.join(sorted(known))})"
+            )
     return keys
 
 
@@ -113,6 +123,35 @@ def parse_models(get: Callable[[str], Any]) -> tuple[ModelConfig, ...]:
             if len(keys) == 1:
                 raise
             raise type(error)(f"model {model_key}: {error}") from None
+    _check_names(configs)
+    return tuple(configs)
+
+
+def _check_names(configs: list[ModelConfig]) -> None:
+    """Served names, Kubernetes names and construct IDs must tell the models apart, and
+    stay clear of the router's; the model list must fit the load balancer's answer."""
+    derived: dict[str, str] = {}
+    for config in configs:
+        for name in (app_name(config.key), pascal_case(config.key)):
+            other = derived.setdefault(name, config.key)
+            if other != config.key:
+                raise ConfigError(
+                    f"models {other} and {config.key} would share the name {name!r} of "
+                    "their Kubernetes objects or resources; serve one of them, or register "
+                    "a profile under a key that differs in more than '.' and '-'"
+                )
+        if app_name(config.key).startswith(ROUTER_NAME):
+            raise ConfigError(
+                f"model {config.key}: its objects would be named {app_name(config.key)!r}, "
+                f"like the router's ({ROUTER_NAME}); register the profile under another key"
+            )
+    size = len(model_list(c.served_name for c in configs).encode())
+    if size > FIXED_RESPONSE_MAX_BYTES:
+        raise ConfigError(
+            f"-c models: the list of {len(configs)} served names is {size} bytes as /v1/models "
+            f"answers it, over the {FIXED_RESPONSE_MAX_BYTES} bytes of the load balancer's "
+            "fixed response; serve fewer models per environment (or shorter served names)"
+        )
     names: dict[str, str] = {}
     for config in configs:
         other = names.setdefault(config.served_name, config.key)
@@ -122,7 +161,6 @@ def parse_models(get: Callable[[str], Any]) -> tuple[ModelConfig, ...]:
                 "so a request's `model` field could not tell them apart; serve one of them, "
                 "or give a profile its own `name`"
             )
-    return tuple(configs)
 
 
 def _parse_model(model_key: str, ctx: ContextReader) -> ModelConfig:

@@ -18,7 +18,7 @@ from ..k8s_charts.vllm import VllmChart, VllmChartProps, app_name
 from ..k8s_charts.vllm_observability import VllmObservabilityChart, VllmObservabilityProps
 from ..k8s_charts.weights_staging import WeightsStagingChart, WeightsStagingProps, stager_name
 from ..models.sources import ModelSource
-from ..naming import pascal_case
+from ..naming import deployment_pods, pascal_case
 from ..observability.alerts import AlertSettings
 from .model_store import model_prefix
 from .observability import PROMETHEUS_URL
@@ -57,7 +57,7 @@ class ModelServer:
     when an environment served one model (a manifest whose logical ID changes is applied
     again and then deleted by CloudFormation's cleanup, taking its objects with it).
 
-    Hooks a subclass may override: `chart_class()`, `chart_props()`. Use the subclass
+    Hooks a subclass may override: `chart_class()`, `chart_props()`, `pod_pattern()`. Use the subclass
     through `VllmService.model_server_class()`.
     """
 
@@ -113,7 +113,7 @@ class ModelServer:
                                    model_key=model.key, served_name=model.name,
                                    prometheus_url=props.prometheus_url,
                                    alerts=dataclasses.replace(props.alerts,
-                                                              pod_prefix=self.name),
+                                                              pod_pattern=self.pod_pattern()),
                                    min_replicas=props.model.autoscaling.min_replicas,
                                    max_replicas=props.model.autoscaling.max_replicas,
                                    namespace=props.namespace))
@@ -141,6 +141,10 @@ class ModelServer:
             image_cache_prefix=props.image_cache_prefix,
             gpu_limit=props.gpu_limit,
         )
+
+    def pod_pattern(self) -> str:
+        """The names of the model's pods (an anchored regex, for its alerts)."""
+        return deployment_pods(self.name)
 
     # -- parts -------------------------------------------------------------------------
 

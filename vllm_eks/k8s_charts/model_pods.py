@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from cdk8s_plus_35 import k8s
 
 from .. import versions
+from ..naming import ROUTER_NAME, app_name
 from .pod_security import container_security_context
 
 SCRIPTS_DIR = "/opt/vllm-eks"
@@ -18,7 +19,6 @@ POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"  # EKS Pod Identity agent (link-lo
 
 # The environment's router (router.py): its name, and the labels of its pods, which the
 # models' NetworkPolicies let in.
-ROUTER_NAME = "vllm-router"
 ROUTER_LABELS = {"app.kubernetes.io/name": ROUTER_NAME, "app.kubernetes.io/part-of": "vllm-eks"}
 
 
@@ -29,15 +29,6 @@ def server_account(model_key: str) -> str:
     whose logical ID changed before it deletes the old one, so an upgrade that moved the
     association to a per-model ID would fail on the old name."""
     return app_name(model_key, "server")
-
-
-def app_name(model_key: str, suffix: str = "") -> str:
-    """Kubernetes name of a model's objects (with an optional role suffix): a DNS-1035
-    label, so models never collide in the shared namespace."""
-    name = f"vllm-{model_key.replace('.', '-')}"
-    if suffix:
-        name = f"{name[:62 - len(suffix)].rstrip('-')}-{suffix}"
-    return name[:63].rstrip("-")
 
 
 def scripts_configmap(model_key: str) -> str:

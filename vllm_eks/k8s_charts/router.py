@@ -23,6 +23,7 @@ import cdk8s
 from cdk8s_plus_35 import k8s
 from constructs import Construct
 
+from ..openai_api import FIXED_RESPONSE_MAX_BYTES, model_list
 from .model_pods import ROUTER_LABELS, ROUTER_NAME
 from .monitoring import PROMETHEUS_SELECTOR_LABELS
 from .objects import custom_resource, secret_provider_class
@@ -51,13 +52,13 @@ MODEL_SELECTOR = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/part-of":
 # load balancer's 404. /v1/embeddings is left out: the router would proxy it, but no model
 # of the catalog is an embedding model.
 MODELS_PATH = "/v1/models"
-API_PATHS = ("/v1/chat/completions", "/v1/completions", MODELS_PATH, HEALTH_PATH)
+API_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/responses", MODELS_PATH,
+             HEALTH_PATH)
 # /v1/models is answered by the load balancer itself (a fixed response naming the served
-# models), not by the router: the router answers it without a key and passes on what each
-# vLLM reports, including `root`, the weights' location (s3://<bucket>/...). The ALB's
-# action name, and the most its fixed response may hold.
+# models, openai_api.model_list), not by the router: the router answers it without a key
+# and passes on what each vLLM reports, including `root`, the weights' location
+# (s3://<bucket>/...). The ALB's action name:
 MODELS_ACTION = "served-models"
-FIXED_RESPONSE_MAX_BYTES = 1024
 SCRAPE_INTERVAL = "15s"
 # The router's pods: the models' NetworkPolicies let in ROUTER_LABELS (model_pods.py).
 ROUTER_POD_LABELS = {**ROUTER_LABELS, "app.kubernetes.io/instance": ROUTER_NAME,
@@ -153,10 +154,8 @@ class RouterChart(RouterPodMixin, cdk8s.Chart):
     def models_response(self) -> str:
         """The body of GET /v1/models: OpenAI's model list, naming each served model and
         nothing else, so it needs no key."""
-        body = json.dumps({"object": "list", "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": "vllm-eks"}
-            for name in self.props.served_models]}, separators=(",", ":"))
-        if len(body.encode()) > FIXED_RESPONSE_MAX_BYTES:
+        body = model_list(self.props.served_models)
+        if len(body.encode()) > FIXED_RESPONSE_MAX_BYTES:  # the config refuses it first
             raise ValueError(
                 f"the /v1/models answer for {len(self.props.served_models)} models is "
                 f"{len(body.encode())} bytes; the load balancer's fixed response holds at "

@@ -72,6 +72,10 @@ class RouterPodMixin:
             "--k8s-namespace", self.props.namespace,
             "--k8s-port", str(ENGINE_PORT),
             "--k8s-label-selector", selector,
+            # Re-list the pods every minute: a pod whose first /v1/models call failed is
+            # otherwise skipped until its next change or the API server's watch timeout
+            # (the default 0 leaves it to the server: 30-60 minutes).
+            "--k8s-watcher-timeout-seconds", "60",
             # A consistent hash of the header over the model's pods (md5, the same in every
             # replica): a conversation keeps hitting the pod that has its prefix cached.
             # Without the header: the pod with the fewest recent requests. `prefixaware`

@@ -227,14 +227,10 @@ def _usage_based(config: EnvironmentConfig) -> list[str]:
     nat = p.NAT_GATEWAY_GB.usd
     when = ("at every replica start" if config.model_source is ModelSource.HF
             else "once, when staged")
-    node = max((plan.chosen.instance for plan in config.plans),
-               key=lambda instance: instance.on_demand_usd_per_hour or 0)
     notes = [
         f"NAT data processing ${nat}/GB (the {weights_gb:.1f} GB of weights pass NAT "
         f"{when}: about ${weights_gb * nat:,.2f})",
-        f"a rolling update surges one replica per model: possibly one more "
-        f"{node.instance_type} "
-        f"(${node.on_demand_usd_per_hour or 0:,.2f}/hour) while it runs",
+        _surge_note(config.plans),
         f"interface endpoint data ${p.INTERFACE_ENDPOINT_GB.usd}/GB (image pulls, logs)",
         f"ALB capacity units ${p.ALB_LCU_HOUR.usd}/LCU-hour per load balancer",
     ]
@@ -253,6 +249,19 @@ def _usage_based(config: EnvironmentConfig) -> list[str]:
         f"(${p.SECRET_MONTH.usd:.2f}/secret-month), the KMS key "
         f"(${p.KMS_KEY_MONTH.usd:.2f}/month): a few dollars a month",
     ]
+
+
+def _surge_note(plans: tuple[DeploymentPlan, ...]) -> str:
+    """A rolling update adds one replica of the model it updates, on nodes of its type."""
+    def replica(plan: DeploymentPlan) -> str:
+        node = plan.chosen.instance
+        return f"{node.instance_type} (${node.on_demand_usd_per_hour or 0:,.2f}/hour)"
+
+    if len(plans) == 1:
+        return (f"a rolling update surges one replica: possibly one more "
+                f"{replica(plans[0])} while it runs")
+    return ("a rolling update surges one replica of each model it updates: possibly one more "
+            + ", ".join(replica(plan) for plan in plans) + " while it runs")
 
 
 def estimate_environment_cost(config: EnvironmentConfig) -> CostEstimate:

@@ -20,7 +20,8 @@ class AlertSettings:
     ttft_slo_seconds: float = 0.4  # the p95 time-to-first-token target
     namespace: str = "inference"
     queue_backlog: int = 10  # waiting requests per model considered a backlog
-    pod_prefix: str = "vllm"  # the model's pods are named <pod_prefix>-<hash>-<id>
+    # The model's pods (a PromQL regex, anchored): one model's must not match another's.
+    pod_pattern: str = "vllm-.*"
     # Where the runbooks live: this repository's operations page (or your fork's URL).
     runbook_base: str = "docs/operations.md"
 
@@ -101,7 +102,7 @@ def serving_rules(settings: AlertSettings, served_name: str) -> list[dict]:
                "later, which spikes latency."),
         _alert(settings, "VllmPodRestarts",
                f'increase({m.CONTAINER_RESTARTS.series}{{namespace="{settings.namespace}", '
-               f'container="vllm", pod=~"{settings.pod_prefix}-.*"}}[30m]) > 0',
+               f'container="vllm", pod=~"{settings.pod_pattern}"}}[30m]) > 0',
                duration="0m", severity="warning",
                summary="vLLM container of {{ $labels.pod }} restarted",
                description="A vLLM container restarted in the last 30 minutes (crash, OOM, "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from ..config import ModelConfig
+from ..config.environment import gpu_nodes_for
 from ..models import GPU_INSTANCES, CapacityType, GpuInstance
 from .aws import CouldNotCheck, call, guarded
 from .checks import Target
@@ -119,10 +120,21 @@ def _gpu_quota_row(target: Target, members: list[GpuInstance], quota: Quota,
     what = f"GPU quota {quota.code}"
     value = quota_value(target, quota)
     smallest = members[0] if planned else min(members, key=lambda i: i.vcpu)
-    one, most = smallest.vcpu, max_vcpus(members, config.gpu_limit)
+    one, least = smallest.vcpu, f"one {smallest.instance_type}"
+    if planned:
+        # Every model whose planned type draws on this quota starts its min_replicas.
+        names = {i.instance_type for i in members}
+        needs = [(gpu_nodes_for(m.autoscaling.min_replicas, m.plan),
+                  GPU_INSTANCES[m.plan.instance_type]) for m in config.models
+                 if m.plan.capacity is capacity and m.plan.instance_type in names]
+        one = sum(nodes * instance.vcpu for nodes, instance in needs)
+        if needs != [(1, smallest)]:
+            least = "min_replicas: " + " + ".join(f"{nodes} x {instance.instance_type}"
+                                                  for nodes, instance in needs)
+    most = max(max_vcpus(members, config.gpu_limit), one)
     types = ", ".join(i.instance_type for i in members)
     head = (f"{quota.name} ({capacity.value}) is {value} vCPUs; {types} within gpu_limit "
-            f"{config.gpu_limit} need {one} (one {smallest.instance_type}) to {most}")
+            f"{config.gpu_limit} need {one} ({least}) to {most}")
     if value >= most:
         return [Row(Status.OK, what, head)]
     if value >= one:
@@ -145,9 +157,12 @@ def _gpu_quota_row(target: Target, members: list[GpuInstance], quota: Quota,
                         f"{head}: no spot node can launch; Karpenter falls back to "
                         f"on-demand ({on_demand.name}, {on_demand.code})",
                         _increase(target, quota, most))]
-    return [Row(Status.PROBLEM, what,
-                f"{head}: not even one {smallest.instance_type} can launch, so no replica "
-                "would ever start", _increase(target, quota, most))]
+    if least.startswith("one "):
+        short = f"not even one {smallest.instance_type} can launch, so no replica would ever start"
+    else:
+        short = ("the models' min_replicas cannot all launch, so some model would never "
+                 "start")
+    return [Row(Status.PROBLEM, what, f"{head}: {short}", _increase(target, quota, most))]
 
 
 def check_standard_quota(target: Target) -> list[Row]:
