@@ -112,3 +112,10 @@ def two_models_env(tmp_path_factory) -> SynthResult:
     adding a model to the default environment changes."""
     return synth_environment({"models": f"deepseek-r1-distill-llama-8b,{SECOND_MODEL}"},
                              tmp_path_factory.mktemp("two-models"))
+
+
+@pytest.fixture(scope="session")
+def multinode_env(tmp_path_factory) -> SynthResult:
+    """DeepSeek-R1 on H100 nodes: two p5.48xlarge per replica (a LeaderWorkerSet)."""
+    return synth_environment({"model": "deepseek-r1", "instance_type": "p5.48xlarge"},
+                             tmp_path_factory.mktemp("multinode"))

@@ -53,7 +53,8 @@ def _schemas() -> dict[tuple[str, str], dict]:
     """(apiVersion, kind) -> strict schema, for every CRD fixture."""
     schemas = {}
     for path in CRD_DIR.glob("*.yaml"):
-        crd = yaml.safe_load(path.read_text())
+        # The C loader: the LeaderWorkerSet CRD alone is 1.3 MB (10x faster than pure Python).
+        crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
         for version in crd["spec"]["versions"]:
             schemas[(f"{group}/{version['name']}", kind)] = _strict(

@@ -59,7 +59,8 @@ def test_bad_input_exits_with_a_message_not_a_traceback(tmp_path):
     assert result.returncode == 1
     # The message is the first line of ours (a runtime may print notices before it).
     ours = result.stderr[result.stderr.index("vllm-eks: "):]
-    assert ours.startswith("vllm-eks: no single-node placement fits deepseek-r1")
+    assert ours.startswith("vllm-eks: no single- or multi-node (up to 4 nodes) placement fits "
+                           "deepseek-r1")
     assert "Traceback" not in result.stderr
 
 

@@ -43,7 +43,9 @@ def test_deepseek_r1_lands_on_eight_h200(capsys):
     code, out, _ = run_plan(capsys, "--model", "deepseek-r1")
     assert code == 0
     row = marked_row(out)
-    assert row[1] == "p5en.48xlarge" and row[2:5] == ["8/8", "x", "H200"] and row[5] == "8"
+    # instance, nodes, GPUs used per node, TP, PP
+    assert row[1:3] == ["p5en.48xlarge", "1"] and row[3:6] == ["8/8", "x", "H200"]
+    assert row[6:8] == ["8", "1"]
     # p5e has the same GPUs but no price: Karpenter could never launch it, so it is
     # neither listed nor a fallback.
     assert "p5e.48xlarge" not in out
@@ -55,14 +57,28 @@ def test_an_8b_distill_needs_one_gpu(capsys):
     code, out, _ = run_plan(capsys, "--model", "deepseek-r1-distill-llama-8b")
     assert code == 0
     row = marked_row(out)
-    assert row[1] == "g6e.xlarge" and row[2] == "1/1" and row[5] == "1"
+    assert row[1:4] == ["g6e.xlarge", "1", "1/1"] and row[6:8] == ["1", "1"]
     assert row[-2:] == ["5.3", "min"]  # 16 GB at 1 GB/s + 300 s engine start
     # Every row fits: at least the 8 sequences asked for.
     table = out.split("* chosen")[0]  # the placement table; the cost estimate follows
     rows = [line.split() for line in table.splitlines()[2:] if line[:1] in ("*", " ")
             and "xlarge" in line]
-    # columns from the right: cold start ("5.3 min"), $/hour, sequences at full context
-    assert len(rows) > 5 and all(int(r[-4]) >= 8 for r in rows)
+    # columns from the right: cold start ("5.3 min"), between nodes ("-"), $/h replica,
+    # $/h per node, sequences at full context
+    assert len(rows) > 5 and all(int(r[-6]) >= 8 for r in rows)
+    assert all(r[-3] == "-" for r in rows)  # one node: nothing between nodes
+
+
+def test_r1_on_h100_lists_multi_node_placements_with_their_transport(capsys):
+    code, out, _ = run_plan(capsys, "--model", "deepseek-r1", "--instance-type", "p5.48xlarge")
+    assert code == 0
+    row = marked_row(out)
+    assert row[1:3] == ["p5.48xlarge", "2"] and row[6:8] == ["8", "2"]  # TP 8 x PP 2
+    assert row[11:13] == ["55.04", "110.08"]  # per node, for the replica's two nodes
+    assert " ".join(row[13:16]) == "TCP (EFA: efa=true)"
+    assert "* chosen: 2 x p5.48xlarge, TP 8 x PP 2" in out
+    assert "vllm-eks cost: deepseek-r1 on 2 x p5.48xlarge (on-demand)" in out
+    assert "2 x p5.48xlarge (4 at max)" in out  # two nodes per replica, max_replicas 2
 
 
 def test_the_source_changes_the_cold_start(capsys):
@@ -81,7 +97,9 @@ def test_all_covers_the_catalog(capsys):
 @pytest.mark.parametrize(("args", "message"), [
     (["--model", "llama"], "vllm-eks: unknown model 'llama'"),
     (["--model", "deepseek-r1", "--instance-type", "g6e.xlarge"],
-     "vllm-eks: no single-node placement fits deepseek-r1"),
+     "vllm-eks: no single- or multi-node (up to 4 nodes) placement fits deepseek-r1"),
+    (["--model", "deepseek-r1", "--nodes", "0"], "vllm-eks: --nodes 0 must be at least 1"),
+    (["--model", "deepseek-r1", "--nodes", "abc"], "vllm-eks: --nodes 'abc' is not a whole number"),
     (["--model", "deepseek-r1-distill-llama-8b", "--max-model-len", "999999"],
      "exceeds what deepseek-r1-distill-llama-8b supports"),
     (["--max-model-len", "0"], "--max-model-len 0 must be at least 256"),
@@ -164,7 +182,7 @@ def test_options_table_states_the_default_synth_uses(key):
 
 
 def test_all_reports_models_that_do_not_fit_and_exits_non_zero(capsys):
-    code, out, _ = run_plan(capsys, "--all", "--min-concurrency", "64")
+    code, out, _ = run_plan(capsys, "--all", "--min-concurrency", "64", "--nodes", "1")
     assert code == 1
     assert "deepseek-r1: does not fit: no single-node placement fits deepseek-r1" in out
     assert "gpt-oss-20b (openai/gpt-oss-20b)" in out  # the others are still compared
@@ -203,6 +221,14 @@ def test_readme_plan_examples_are_the_real_output():
     assert f"```\n{r1.models[0].plan.summary()}\n```" in readme
     table = render_plan(PlanRequest(model=get_model("deepseek-r1")), ModelSource.S3)
     assert f"```\n{table}\n```" in readme
+    # "Serve a model larger than one node": R1 on two H100 nodes, as synth and plan print it
+    h100 = EnvironmentConfig.from_context({"model": "deepseek-r1",
+                                           "instance_type": "p5.48xlarge"}.get)
+    assert f"```\n{h100.models[0].plan.summary()}\n```" in readme
+    assert f"```\n{render_plan(h100.models[0].plan.request, ModelSource.S3)}\n```" in readme
+    totals = render_cost(estimate_environment_cost(h100)).splitlines()
+    assert next(line for line in totals if line.startswith("about $")).removeprefix(
+        "about ") in readme
     two = EnvironmentConfig.from_context({"models": TWO_MODELS}.get)
     for config in (EnvironmentConfig.from_context({}.get), r1, two):
         totals = render_cost(estimate_environment_cost(config)).splitlines()

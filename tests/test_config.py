@@ -96,7 +96,8 @@ def test_every_context_key_is_documented_in_the_readme():
          r"tensor_parallel=3 is invalid for deepseek-r1-distill-llama-8b: it must divide the "
          r"32 attention heads"),
         ({"model": "deepseek-r1", "instance_type": "g5.xlarge"}, PlanError,
-         r"(?s)no single-node placement fits deepseek-r1: it needs about \d+ GB"),
+         r"(?s)no single- or multi-node \(up to 4 nodes\) placement fits deepseek-r1: it "
+         r"needs about \d+ GB"),
         ({"api_allowed_cidrs": "10.0.0.300/24"}, ConfigError,
          r"-c api_allowed_cidrs: '10.0.0.300/24' is not a valid IPv4 CIDR"),
         ({"api_allowed_cidrs": "10.0.0.1/24"}, ConfigError,

@@ -31,6 +31,7 @@ def pinned_tags() -> dict[str, str]:
         "prometheus-operator/prometheus-operator":
             KUBE_PROMETHEUS_STACK_OPERATOR[versions.KUBE_PROMETHEUS_STACK_CHART_VERSION],
         "kedacore/keda": f"v{versions.KEDA_CHART_VERSION}",
+        "kubernetes-sigs/lws": f"v{versions.LWS_VERSION}",
     }
 
 

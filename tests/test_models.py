@@ -100,10 +100,50 @@ def test_deepseek_r1_plans_onto_eight_h200_with_tp_8():
     assert result.chosen.max_concurrent_sequences >= 8
 
 
-def test_deepseek_r1_does_not_fit_eight_h100():
+def test_deepseek_r1_does_not_fit_one_h100_node():
     with pytest.raises(PlanError, match=r"(?s)no single-node placement fits deepseek-r1.*"
-                       r"p5\.48xlarge, TP 8"):
-        plan(PlanRequest(model=get_model("deepseek-r1"), instance_type="p5.48xlarge"))
+                       r"p5\.48xlarge, TP 8: "):
+        plan(PlanRequest(model=get_model("deepseek-r1"), instance_type="p5.48xlarge", nodes=1))
+
+
+def test_deepseek_r1_on_h100_spans_two_nodes():
+    r1 = get_model("deepseek-r1")
+    result = plan(PlanRequest(model=r1, instance_type="p5.48xlarge"))
+    chosen = result.chosen
+    assert (result.nodes, result.tensor_parallel, result.pipeline_parallel) == (2, 8, 2)
+    assert chosen.total_gpus == 16 and result.gpus == 8  # each pod takes a whole node
+    assert chosen.weight_bytes_per_gpu == r1.weight_bytes // 16
+    h100 = GPU_INSTANCES["p5.48xlarge"]
+    assert chosen.usd_per_hour == pytest.approx(2 * h100.on_demand_usd_per_hour)
+    # 16 GPUs' usable memory hold the weights and the KV cache of every stage's layers.
+    per_gpu = h100.gpu.memory_bytes * 0.9 - 1.5 * 2**30
+    assert chosen.kv_cache_bytes == pytest.approx(16 * per_gpu - r1.weight_bytes, rel=1e-6)
+    assert chosen.fits(8)
+    assert "2 x p5.48xlarge" in result.summary() and "TP 8 x PP 2 = 16 GPUs" in result.summary()
+    assert result.instance_types() == ("p5.48xlarge",)
+    assert result.instance_types(gpu_limit=8) == ()  # a group needs 16 GPUs of the pool
+
+
+def test_one_node_is_chosen_whenever_one_fits():
+    result = plan(PlanRequest(model=get_model("deepseek-r1")))
+    assert (result.instance_type, result.nodes) == ("p5en.48xlarge", 1)
+    pinned = plan(PlanRequest(model=get_model(DEFAULT_MODEL_KEY), nodes=2))
+    assert pinned.nodes == 2 and pinned.tensor_parallel == pinned.chosen.instance.gpu_count
+    assert all(p.nodes == 2 for p in pinned.alternatives)
+
+
+@pytest.mark.parametrize(("request_args", "message"), [
+    ({"nodes": 0}, r"nodes=0 must be at least 1"),
+    ({"nodes": 5}, r"nodes=5 is more than vllm-eks splits one replica over: at most 4"),
+    ({"nodes": 2, "instance_type": "p5.48xlarge", "tensor_parallel": 4},
+     r"a multi-node replica takes every GPU of each node .* pass -c tensor_parallel=8"),
+    ({"instance_type": "g5.xlarge"},
+     r"(?s)no single- or multi-node \(up to 4 nodes\) placement fits deepseek-r1.*"
+     r"g5\.xlarge, TP 1 x PP 4: "),
+])
+def test_multi_node_requests_that_cannot_be_served_are_refused(request_args, message):
+    with pytest.raises(PlanError, match=message):
+        plan(PlanRequest(model=get_model("deepseek-r1"), **request_args))
 
 
 def test_the_default_model_runs_on_one_modest_gpu():
@@ -128,7 +168,8 @@ def test_planner_picks_the_cheapest_fitting_placement():
         price = instance.on_demand_usd_per_hour
         if price is not None and price < result.chosen.usd_per_hour:
             with pytest.raises(PlanError):
-                plan(dataclasses.replace(request, instance_type=instance.instance_type))
+                plan(dataclasses.replace(request, instance_type=instance.instance_type,
+                                         nodes=1))
 
 
 def test_every_catalog_model_plans_with_tp_dividing_its_heads():

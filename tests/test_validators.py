@@ -54,7 +54,8 @@ def test_cfn_lint_catches_a_broken_template(tmp_path, default_env):
     assert result.returncode != 0 and "CidrBlok" in result.stdout
 
 
-@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env", "options_env"])
+@pytest.mark.parametrize("env_fixture",
+                         ["default_env", "deepseek_env", "options_env", "multinode_env"])
 def test_every_manifest_is_valid_kubernetes(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
     objects = env.manifests()

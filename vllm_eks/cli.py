@@ -46,7 +46,7 @@ OPTIONS_TABLE_START = "<!-- options-table:start (python -m vllm_eks options-tabl
 OPTIONS_TABLE_END = "<!-- options-table:end -->"
 # `plan` flags, each a -c key with dashes.
 PLAN_FLAG_KEYS = ("max_model_len", "min_concurrency", "gpu_memory_utilization",
-                  "instance_type", "tensor_parallel", "capacity")
+                  "instance_type", "tensor_parallel", "nodes", "capacity")
 
 
 def _minutes(seconds: int) -> str:
@@ -57,22 +57,37 @@ def _price(placement: Placement) -> str:
     return "-" if placement.usd_per_hour is None else f"{placement.usd_per_hour:.2f}"
 
 
+def _node_price(placement: Placement) -> str:
+    price = placement.instance.on_demand_usd_per_hour
+    return "-" if price is None else f"{price:.2f}"
+
+
+def transport(placement: Placement) -> str:
+    """How the nodes of a replica talk: none on one node; TCP, or EFA when the type has it
+    and -c efa=true (the vLLM image alone has no EFA libraries)."""
+    if placement.nodes == 1:
+        return "-"
+    return "TCP (EFA: efa=true)" if placement.instance.efa else "TCP"
+
+
 def placement_rows(request: PlanRequest, chosen: Placement, source: ModelSource) -> list[list[str]]:
-    """Every placement that fits, cheapest first, the chosen one marked with `*`."""
-    fitting = [p for p in candidate_placements(request) if p.fits(request.min_concurrency)]
+    """Every placement that fits, cheapest first, the chosen one marked with `*` (the
+    multi-node ones when the chosen placement spans nodes)."""
+    candidates = candidate_placements(request, multi_node=chosen.nodes > 1)
+    fitting = [p for p in candidates if p.fits(request.min_concurrency)]
     cold = _minutes(cold_start_seconds(request.model, source))
     rows = []
     for p in fitting:
-        mark = "*" if (p.instance.instance_type, p.tensor_parallel) == (
-            chosen.instance.instance_type, chosen.tensor_parallel) else ""
+        mark = "*" if (p.instance.instance_type, p.tensor_parallel, p.nodes) == (
+            chosen.instance.instance_type, chosen.tensor_parallel, chosen.nodes) else ""
         rows.append([
-            mark, p.instance.instance_type,
+            mark, p.instance.instance_type, str(p.nodes),
             f"{p.tensor_parallel}/{p.instance.gpu_count} x {p.instance.gpu.name.removeprefix('NVIDIA ')}",
-            str(p.tensor_parallel),
+            str(p.tensor_parallel), str(p.pipeline_parallel),
             f"{p.kv_cache_bytes / GB:.1f}",
             f"{p.max_concurrent_sequences / request.min_concurrency:.1f}x",
             str(p.max_concurrent_sequences),
-            _price(p),
+            _node_price(p), _price(p), transport(p),
             cold,
         ])
     return rows
@@ -89,8 +104,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def render_plan(request: PlanRequest, source: ModelSource) -> str:
     chosen_plan: DeploymentPlan = plan(request)
     model, chosen = request.model, chosen_plan.chosen
-    header = ["", "instance", "GPUs used", "TP", "KV cache GB", "headroom",
-              f"seqs@{chosen.max_model_len}", "on-demand $/h", f"cold start ({source.value})"]
+    header = ["", "instance", "nodes", "GPUs used per node", "TP", "PP", "KV cache GB",
+              "headroom", f"seqs@{chosen.max_model_len}", "$/h per node", "$/h replica",
+              "between nodes", f"cold start ({source.value})"]
     rows = placement_rows(request, chosen, source)
     return "\n".join([
         f"{model.key} ({model.hf_id}): {model.weight_bytes / GB:.1f} GB of weights, "
@@ -98,7 +114,10 @@ def render_plan(request: PlanRequest, source: ModelSource) -> str:
         f"sequences at full context, gpu_memory_utilization "
         f"{request.gpu_memory_utilization:.2f}, {request.capacity.value}",
         _table(header, rows),
-        f"* chosen: {chosen.instance.instance_type}, TP {chosen.tensor_parallel} "
+        f"* chosen: {chosen.nodes} x " * (chosen.nodes > 1) + (
+            "* chosen: " if chosen.nodes == 1 else "")
+        + f"{chosen.instance.instance_type}, TP {chosen.tensor_parallel}"
+        + (f" x PP {chosen.nodes}" if chosen.nodes > 1 else "") + " "
         f"({len(rows)} placement{'s' if len(rows) != 1 else ''} fit{'' if len(rows) != 1 else 's'}). "
         "headroom = sequences the KV cache holds / the minimum asked for; spot prices vary "
         "below the on-demand list price.",

@@ -16,6 +16,12 @@ def deployment_pods(name: str) -> str:
     return f"{name}-[a-z0-9]+-[a-z0-9]{{5}}"
 
 
+def group_pods(name: str) -> str:
+    """The pods of LeaderWorkerSet `name` as an anchored regex: leaders `<name>-<group>`,
+    workers `<name>-<group>-<index>`."""
+    return f"{name}-[0-9]+(-[0-9]+)?"
+
+
 # The environment's router: its Deployment, Service, ServiceAccount and Ingress.
 ROUTER_NAME = "vllm-router"
 

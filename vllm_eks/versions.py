@@ -93,3 +93,11 @@ CDK_CLI_VERSION = "2.1148.1"
 ROUTER_CHART_VERSION = "0.1.12"
 ROUTER_COMMIT = "66b60661aa3052810859a417559e9e830772a091"
 ROUTER_IMAGE = f"ghcr.io/vllm-project/production-stack/router:{ROUTER_COMMIT}"
+
+# LeaderWorkerSet (kubernetes-sigs/lws): the controller for models larger than one node,
+# installed only when a model's plan spans nodes. The chart (OCI, registry.k8s.io) keeps
+# its 1.3 MB CRD in crds/, which Helm installs once and never upgrades: after bumping
+# this version, apply the new CRD first (docs/operations.md, "Upgrading LeaderWorkerSet").
+LWS_VERSION = "0.10.0"
+LWS_CHART_REPOSITORY = "oci://registry.k8s.io/lws/charts/lws"
+LWS_IMAGE_TAG = f"v{LWS_VERSION}"

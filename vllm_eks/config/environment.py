@@ -143,6 +143,11 @@ class EnvironmentConfig:
         return dataclasses.replace(self, smoke_test_invoker_account=account)
 
     @property
+    def multi_node(self) -> bool:
+        """Whether any model's replica spans nodes (the LeaderWorkerSet controller)."""
+        return any(model.plan.multi_node for model in self.models)
+
+    @property
     def plans(self) -> tuple[DeploymentPlan, ...]:
         """Each model's plan, in the models' order."""
         return tuple(model.plan for model in self.models)
@@ -199,13 +204,15 @@ def bounded_name(name: str, suffix: str, limit: int) -> str:
 
 
 def replicas_per_node(plan: DeploymentPlan) -> int:
-    """vLLM replicas one node of the planned type holds (each takes TP whole GPUs)."""
+    """vLLM replicas one node of the planned type holds (each takes TP whole GPUs; a
+    multi-node replica's pods take every GPU of their nodes)."""
     return plan.chosen.instance.gpu_count // plan.gpus
 
 
 def gpu_nodes_for(replicas: int, plan: DeploymentPlan) -> int:
-    """Nodes of the planned type that `replicas` replicas occupy."""
-    return -(-replicas // replicas_per_node(plan))
+    """Nodes of the planned type that `replicas` replicas occupy (whole groups of
+    `plan.nodes` nodes for a multi-node replica)."""
+    return -(-replicas // replicas_per_node(plan)) * plan.nodes
 
 
 def surge_gpus(model: ModelConfig) -> int:

@@ -181,6 +181,7 @@ def _parse_plan(model_key: str, ctx: ContextReader) -> DeploymentPlan:
         model=get_model(model_key),
         instance_type=instance_type,
         tensor_parallel=ctx.integer("tensor_parallel", None),
+        nodes=ctx.integer("nodes", None),
         max_model_len=ctx.integer("max_model_len", None, minimum=MIN_MODEL_LEN),
         min_concurrency=ctx.integer("min_concurrency", DEFAULT_MIN_CONCURRENCY),
         gpu_memory_utilization=ctx.fraction("gpu_memory_utilization",

@@ -18,6 +18,7 @@ from ..models import DEFAULT_MODEL_KEY
 from ..models.planner import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_MIN_CONCURRENCY,
+    MAX_NODES,
     MIN_MODEL_LEN,
     PlanRequest,
 )
@@ -60,7 +61,7 @@ def _code(value: Any) -> str:
 # Keys whose value may differ per model: one value for every model, or
 # `<model>:<value>,<model>:<value>` (config/models.py). Everything else is environment-wide.
 PER_MODEL_KEYS = (
-    "instance_type", "tensor_parallel", "max_model_len", "min_concurrency",
+    "instance_type", "tensor_parallel", "nodes", "max_model_len", "min_concurrency",
     "gpu_memory_utilization", "capacity", "model_revision", "min_replicas", "max_replicas",
 )
 
@@ -78,6 +79,10 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
                   "pin the GPU instance type (must be in the catalog)"),
     ContextOption("tensor_parallel", "planner's choice",
                   "pin the tensor-parallel size; must divide the attention heads"),
+    ContextOption("nodes", "one node when one fits",
+                  f"nodes one replica spans (pipeline parallel across them, every GPU of each "
+                  f"node in tensor parallel; 1-{MAX_NODES}); see \"Serve a model larger than "
+                  "one node\""),
     ContextOption("max_model_len", "the model's default",
                   f"context length to serve (at least {MIN_MODEL_LEN}, at most the model's "
                   "limit)"),

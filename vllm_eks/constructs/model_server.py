@@ -15,10 +15,11 @@ from ..config import ModelConfig
 from ..k8s_charts import render
 from ..k8s_charts.model_pods import server_account
 from ..k8s_charts.vllm import VllmChart, VllmChartProps, app_name
+from ..k8s_charts.vllm_lws import LWS_API_VERSION, VllmLwsChart
 from ..k8s_charts.vllm_observability import VllmObservabilityChart, VllmObservabilityProps
 from ..k8s_charts.weights_staging import WeightsStagingChart, WeightsStagingProps, stager_name
 from ..models.sources import ModelSource
-from ..naming import deployment_pods, pascal_case
+from ..naming import deployment_pods, group_pods, pascal_case
 from ..observability.alerts import AlertSettings
 from .model_store import model_prefix
 from .observability import PROMETHEUS_URL
@@ -57,7 +58,8 @@ class ModelServer:
     when an environment served one model (a manifest whose logical ID changes is applied
     again and then deleted by CloudFormation's cleanup, taking its objects with it).
 
-    Hooks a subclass may override: `chart_class()`, `chart_props()`, `pod_pattern()`. Use the subclass
+    Hooks a subclass may override: `chart_class()`, `chart_props()`, `scale_target()`,
+    `pod_pattern()`. Use the subclass
     through `VllmService.model_server_class()`.
     """
 
@@ -116,7 +118,8 @@ class ModelServer:
                                                               pod_pattern=self.pod_pattern()),
                                    min_replicas=props.model.autoscaling.min_replicas,
                                    max_replicas=props.model.autoscaling.max_replicas,
-                                   namespace=props.namespace))
+                                   namespace=props.namespace,
+                                   scale_target=self.scale_target()))
         self.observability = eks.KubernetesManifest(
             scope, self.model_id("Observability"), cluster=props.cluster,
             manifest=observability.to_json(), prune=True)
@@ -125,7 +128,16 @@ class ModelServer:
     # -- hooks -------------------------------------------------------------------------
 
     def chart_class(self) -> type[VllmChart]:
-        return self.props.model.plan.model.chart_class or VllmChart
+        """The profile's chart, else VllmChart (one node) or VllmLwsChart (a multi-node
+        plan)."""
+        plan = self.props.model.plan
+        return plan.model.chart_class or (VllmLwsChart if plan.multi_node else VllmChart)
+
+    def scale_target(self) -> tuple[str, str]:
+        """(apiVersion, kind) of what KEDA scales: the Deployment or the LeaderWorkerSet."""
+        if self.props.model.plan.multi_node:
+            return (LWS_API_VERSION, "LeaderWorkerSet")
+        return ("apps/v1", "Deployment")
 
     def chart_props(self) -> VllmChartProps:
         props = self.props
@@ -144,6 +156,8 @@ class ModelServer:
 
     def pod_pattern(self) -> str:
         """The names of the model's pods (an anchored regex, for its alerts)."""
+        if self.props.model.plan.multi_node:
+            return group_pods(self.name)
         return deployment_pods(self.name)
 
     # -- parts -------------------------------------------------------------------------

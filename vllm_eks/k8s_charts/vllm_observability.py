@@ -28,6 +28,8 @@ class VllmObservabilityProps:
     waiting_per_replica: int = 4  # target queue length per replica (KEDA AverageValue)
     kv_cache_target: float = 0.85  # scale out before the KV cache forces preemptions
     namespace: str = "inference"  # the model's namespace (the inference-namespace chart's)
+    # What KEDA scales: the model's Deployment, or its LeaderWorkerSet (multi-node).
+    scale_target: tuple[str, str] = ("apps/v1", "Deployment")
 
 
 class VllmObservabilityChart(cdk8s.Chart):
@@ -105,8 +107,8 @@ class VllmObservabilityChart(cdk8s.Chart):
         self._api_object(
             "ScaledObject", "keda.sh/v1alpha1", "ScaledObject", self.name, props.namespace,
             spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                                   "name": self.name},
+                "scaleTargetRef": {"apiVersion": props.scale_target[0],
+                                   "kind": props.scale_target[1], "name": self.name},
                 "minReplicaCount": props.min_replicas,
                 "maxReplicaCount": props.max_replicas,
                 "pollingInterval": 15,

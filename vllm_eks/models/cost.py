@@ -140,7 +140,9 @@ def _placement(model: ModelConfig) -> str:
     plan, scaling = model.plan, model.autoscaling
     replicas = (f"{scaling.min_replicas}" if scaling.min_replicas == scaling.max_replicas
                 else f"{scaling.min_replicas}-{scaling.max_replicas}")
-    return f"{model.key} on {plan.instance_type} ({plan.capacity.value}), {replicas} replicas"
+    nodes = f"{plan.nodes} x " if plan.multi_node else ""
+    return (f"{model.key} on {nodes}{plan.instance_type} ({plan.capacity.value}), "
+            f"{replicas} replicas")
 
 
 def _gpu_items(config: EnvironmentConfig, model: ModelConfig,
@@ -255,7 +257,9 @@ def _surge_note(plans: tuple[DeploymentPlan, ...]) -> str:
     """A rolling update adds one replica of the model it updates, on nodes of its type."""
     def replica(plan: DeploymentPlan) -> str:
         node = plan.chosen.instance
-        return f"{node.instance_type} (${node.on_demand_usd_per_hour or 0:,.2f}/hour)"
+        count = f"{plan.nodes} x " if plan.multi_node else ""
+        price = (node.on_demand_usd_per_hour or 0) * plan.nodes
+        return f"{count}{node.instance_type} (${price:,.2f}/hour)"
 
     if len(plans) == 1:
         return (f"a rolling update surges one replica: possibly one more "

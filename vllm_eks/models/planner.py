@@ -1,10 +1,17 @@
-"""The planner: the cheapest single-node GPU placement that serves a model.
+"""The planner: the cheapest GPU placement that serves a model, on one node when one fits.
 
-A placement is (instance type, tensor-parallel size). It fits when, on each of the TP
-GPUs, the model's shard of the weights, its share of the KV cache for `min_concurrency`
+A placement is (instance type, tensor-parallel size, nodes). It fits when, on each GPU,
+the model's shard of the weights, its share of the KV cache for `min_concurrency`
 sequences at `max_model_len`, and a fixed per-GPU reserve for activations and the CUDA
 context stay under `gpu_memory_utilization` of the GPU's memory. Among placements that
-fit, the cheapest instance wins; on a tie, fewer GPUs, then the larger KV-cache headroom.
+fit, the cheapest wins; on a tie, fewer GPUs, then the larger KV-cache headroom.
+
+A multi-node placement is N identical nodes: tensor parallel across every GPU of a node,
+pipeline parallel across the nodes (PP = N). The weights are split over TP x PP GPUs;
+each pipeline stage holds the KV cache of its own layers (MLA: replicated on every TP
+rank of the stage; GQA: split or replicated as on one node), so the group's KV cache per
+sequence is the single-node figure spread over the stages. It is chosen only when no
+single node fits, when the pinned instance type needs it, or when `nodes` is pinned.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
 # Shorter contexts leave no room for a prompt and an answer; also the -c minimum.
 MIN_MODEL_LEN = 256
 
+# The most nodes one replica spans. Each pipeline stage adds a hop per token and a node
+# that can fail the whole group; beyond this, a larger GPU type is the better answer.
+MAX_NODES = 4
+
 
 class CapacityType(enum.Enum):
     """Where GPU nodes come from."""
@@ -56,23 +67,38 @@ class PlanRequest:
     min_concurrency: int = DEFAULT_MIN_CONCURRENCY
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
     capacity: CapacityType = CapacityType.ON_DEMAND
+    nodes: int | None = None  # None: one node when one fits, else the fewest that fit
 
 
 @dataclass(frozen=True, kw_only=True)
 class Placement:
-    """One candidate: a model on `tensor_parallel` GPUs of one instance."""
+    """One candidate: a model on `tensor_parallel` GPUs of each of `nodes` instances
+    (pipeline parallel across the nodes)."""
 
     model: ModelProfile
     instance: GpuInstance
     tensor_parallel: int
     max_model_len: int
     gpu_memory_utilization: float
+    nodes: int = 1
+
+    @property
+    def pipeline_parallel(self) -> int:
+        return self.nodes
+
+    @property
+    def total_gpus(self) -> int:
+        return self.tensor_parallel * self.nodes
 
     @property
     def usable_bytes(self) -> int:
-        """GPU memory vLLM may use for weights + KV cache across the TP GPUs."""
+        """GPU memory vLLM may use for weights + KV cache across the TP x PP GPUs."""
         per_gpu = self.instance.gpu.memory_bytes * self.gpu_memory_utilization
-        return int(self.tensor_parallel * (per_gpu - ACTIVATION_RESERVE_BYTES_PER_GPU))
+        return int(self.total_gpus * (per_gpu - ACTIVATION_RESERVE_BYTES_PER_GPU))
+
+    @property
+    def weight_bytes_per_gpu(self) -> int:
+        return self.model.weight_bytes // self.total_gpus
 
     @property
     def kv_cache_bytes(self) -> int:
@@ -90,20 +116,25 @@ class Placement:
 
     @property
     def usd_per_hour(self) -> float | None:
-        return self.instance.on_demand_usd_per_hour
+        """One replica: every node of it."""
+        price = self.instance.on_demand_usd_per_hour
+        return None if price is None else price * self.nodes
 
     @property
     def cost_text(self) -> str:
-        if self.usd_per_hour is None:
+        price = self.instance.on_demand_usd_per_hour
+        if price is None:
             return "no public on-demand price (Capacity Blocks / Savings Plans)"
-        return f"${self.usd_per_hour:.2f}/hour per node"
+        if self.nodes == 1:
+            return f"${price:.2f}/hour per node"
+        return f"${price:.2f}/hour per node, ${self.usd_per_hour:.2f}/hour for {self.nodes} nodes"
 
     def fits(self, min_concurrency: int) -> bool:
         return self.max_concurrent_sequences >= min_concurrency
 
     def sort_key(self) -> tuple:
         price = self.usd_per_hour if self.usd_per_hour is not None else float("inf")
-        return (price, self.tensor_parallel, -self.kv_cache_bytes)
+        return (price, self.nodes, self.tensor_parallel, -self.kv_cache_bytes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,8 +158,22 @@ class DeploymentPlan:
 
     @property
     def gpus(self) -> int:
-        """GPUs one vLLM replica requests (its tensor-parallel size)."""
+        """GPUs one vLLM pod requests (its tensor-parallel size; a multi-node replica is
+        `nodes` such pods)."""
         return self.chosen.tensor_parallel
+
+    @property
+    def nodes(self) -> int:
+        """Nodes one replica spans (its pipeline-parallel size)."""
+        return self.chosen.nodes
+
+    @property
+    def pipeline_parallel(self) -> int:
+        return self.chosen.nodes
+
+    @property
+    def multi_node(self) -> bool:
+        return self.chosen.nodes > 1
 
     @property
     def tensor_parallel(self) -> int:
@@ -146,11 +191,18 @@ class DeploymentPlan:
         """The short plan synth prints."""
         c = self.chosen
         gpu = c.instance.gpu
+        if c.nodes == 1:
+            where = (f"{c.instance.instance_type} ({self.capacity.value}), "
+                     f"{c.tensor_parallel} of {c.instance.gpu_count} x {gpu.name} "
+                     f"{gpu.marketing_gb} GB, TP {c.tensor_parallel}")
+        else:
+            where = (f"{c.nodes} x {c.instance.instance_type} ({self.capacity.value}), "
+                     f"{c.instance.gpu_count} x {gpu.name} {gpu.marketing_gb} GB each, "
+                     f"TP {c.tensor_parallel} x PP {c.nodes} = {c.total_gpus} GPUs, "
+                     f"{c.weight_bytes_per_gpu / GB:.1f} GB of weights per GPU")
         return (
             f"vllm-eks plan: model {c.model.key} ({c.model.hf_id})\n"
-            f"  instance   {c.instance.instance_type} ({self.capacity.value}), "
-            f"{c.tensor_parallel} of {c.instance.gpu_count} x {gpu.name} {gpu.marketing_gb} GB, "
-            f"TP {c.tensor_parallel}\n"
+            f"  instance   {where}\n"
             f"  memory     weights {c.model.weight_bytes / GB:.1f} GB, "
             f"KV cache {c.kv_cache_bytes / GB:.1f} GB "
             f"at gpu_memory_utilization {c.gpu_memory_utilization:.2f}\n"
@@ -167,7 +219,7 @@ class DeploymentPlan:
         `gpu_limit` drops types with more GPUs per node than the pool may hold."""
         placements = (self.chosen, *self.alternatives)
         return tuple(p.instance.instance_type for p in placements
-                     if gpu_limit is None or p.instance.gpu_count <= gpu_limit)
+                     if gpu_limit is None or p.instance.gpu_count * p.nodes <= gpu_limit)
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready record of the plan (published into the cluster and stack outputs)."""
@@ -178,8 +230,10 @@ class DeploymentPlan:
             "instanceType": c.instance.instance_type,
             "capacityType": self.capacity.value,
             "gpuModel": c.instance.gpu.name,
-            "gpus": c.tensor_parallel,
+            "gpus": c.total_gpus,
+            "nodes": c.nodes,
             "tensorParallel": c.tensor_parallel,
+            "pipelineParallel": c.nodes,
             "maxModelLen": c.max_model_len,
             "gpuMemoryUtilization": c.gpu_memory_utilization,
             "weightsGB": round(c.model.weight_bytes / GB, 1),
@@ -237,8 +291,35 @@ def _validate_request(request: PlanRequest) -> int:
     if tp is not None and tp > most_gpus:
         raise PlanError(
             f"tensor_parallel={tp} exceeds the {most_gpus} GPUs of the largest instance in "
-            "the catalog; vllm-eks plans single-node placements"
+            "the catalog; tensor parallelism stays within a node (use -c nodes for more)"
         )
+    nodes = request.nodes
+    if nodes is not None:
+        if nodes < 1:
+            raise PlanError(f"nodes={nodes} must be at least 1")
+        most = min(MAX_NODES, model.num_layers)
+        if nodes > most:
+            raise PlanError(
+                f"nodes={nodes} is more than vllm-eks splits one replica over: at most "
+                f"{MAX_NODES} nodes, and at most one per layer ({model.key} has "
+                f"{model.num_layers}); pass -c nodes=<1-{most}>, or a larger instance type"
+            )
+        if nodes > 1 and request.instance_type is not None:
+            instance = GPU_INSTANCES[request.instance_type]
+            if tp is not None and tp != instance.gpu_count:
+                raise PlanError(
+                    f"nodes={nodes} with tensor_parallel={tp} on {request.instance_type}: a "
+                    "multi-node replica takes every GPU of each node (tensor parallel within "
+                    f"the node, pipeline parallel across nodes); pass -c tensor_parallel="
+                    f"{instance.gpu_count} or drop it"
+                )
+            if not model.valid_tensor_parallel(instance.gpu_count):
+                raise PlanError(
+                    f"nodes={nodes} on {request.instance_type}: {model.key} cannot be split "
+                    f"over its {instance.gpu_count} GPUs (tensor parallel must divide the "
+                    f"{model.num_attention_heads} attention heads); pass another "
+                    "-c instance_type or -c nodes=1"
+                )
     if tp is not None and not model.valid_tensor_parallel(tp):
         valid = [t for t in (1, 2, 4, 8) if model.valid_tensor_parallel(t)]
         raise PlanError(
@@ -254,10 +335,11 @@ def _validate_request(request: PlanRequest) -> int:
     return max_model_len
 
 
-def candidate_placements(request: PlanRequest) -> list[Placement]:
-    """Every (instance, TP) the pins allow, fitting or not, cheapest first. Types
-    Karpenter cannot launch (no price) appear only when pinned, so that `plan` refuses
-    them with the reason."""
+def candidate_placements(request: PlanRequest, *, multi_node: bool = False) -> list[Placement]:
+    """Every (instance, TP) the pins allow on one node — or, with `multi_node`, every
+    (instance, nodes) with TP = the node's GPUs on 2..MAX_NODES nodes — fitting or not,
+    cheapest first. Types Karpenter cannot launch (no price) appear only when pinned, so
+    that `plan` refuses them with the reason."""
     max_model_len = _validate_request(request)
     instances = (
         [GPU_INSTANCES[request.instance_type]]
@@ -266,6 +348,18 @@ def candidate_placements(request: PlanRequest) -> list[Placement]:
     )
     if request.capacity is CapacityType.SPOT:
         instances = [i for i in instances if i.spot]
+    if multi_node:
+        counts = ([request.nodes] if request.nodes else
+                  range(2, min(MAX_NODES, request.model.num_layers) + 1))
+        placements = [
+            Placement(model=request.model, instance=instance, tensor_parallel=instance.gpu_count,
+                      max_model_len=max_model_len,
+                      gpu_memory_utilization=request.gpu_memory_utilization, nodes=nodes)
+            for instance in instances for nodes in counts
+            if request.model.valid_tensor_parallel(instance.gpu_count)
+            and request.tensor_parallel in (None, instance.gpu_count)
+        ]
+        return sorted(placements, key=Placement.sort_key)
     placements = [
         Placement(
             model=request.model,
@@ -282,11 +376,16 @@ def candidate_placements(request: PlanRequest) -> list[Placement]:
 
 
 def plan(request: PlanRequest) -> DeploymentPlan:
-    """Choose the cheapest placement that fits; raise PlanError naming what was tried."""
-    candidates = candidate_placements(request)
-    fitting = [p for p in candidates if p.fits(request.min_concurrency)]
+    """Choose the cheapest single-node placement that fits, else (or with `nodes` pinned
+    above 1) the cheapest multi-node one; raise PlanError naming what was tried."""
+    single = [] if (request.nodes or 1) > 1 else candidate_placements(request)
+    fitting = [p for p in single if p.fits(request.min_concurrency)]
+    multi: list[Placement] = []
+    if not fitting and request.nodes != 1:
+        multi = candidate_placements(request, multi_node=True)
+        fitting = [p for p in multi if p.fits(request.min_concurrency)]
     if not fitting:
-        raise PlanError(_no_fit_message(request, candidates))
+        raise PlanError(_no_fit_message(request, single + multi))
     chosen = fitting[0]
     if not chosen.instance.launchable:
         raise PlanError(
@@ -306,10 +405,11 @@ def plan(request: PlanRequest) -> DeploymentPlan:
 
 
 def _fallbacks(chosen: Placement, fitting: list[Placement]) -> tuple[Placement, ...]:
-    """Other instance types on which the chosen replica fits as it is (same TP: the pod's
-    GPU request and `--tensor-parallel-size` do not change with the node), cheapest
-    first, no dearer than FALLBACK_MAX_PRICE_FACTOR x the chosen one. Only types Karpenter
-    can launch (with a price): a fallback that never launches is noise in the pool."""
+    """Other instance types on which the chosen replica fits as it is (same TP and nodes:
+    the pods' GPU requests and vLLM's parallel sizes do not change with the node),
+    cheapest first, no dearer than FALLBACK_MAX_PRICE_FACTOR x the chosen one. Only types
+    Karpenter can launch (with a price): a fallback that never launches is noise in the
+    pool."""
     ceiling = chosen.usd_per_hour * FALLBACK_MAX_PRICE_FACTOR
     seen = {chosen.instance.instance_type}
     alternatives: list[Placement] = []
@@ -317,7 +417,8 @@ def _fallbacks(chosen: Placement, fitting: list[Placement]) -> tuple[Placement, 
         price = placement.usd_per_hour
         affordable = price is not None and price <= ceiling
         if (placement.instance.instance_type not in seen and affordable
-                and placement.tensor_parallel == chosen.tensor_parallel):
+                and placement.tensor_parallel == chosen.tensor_parallel
+                and placement.nodes == chosen.nodes):
             seen.add(placement.instance.instance_type)
             alternatives.append(placement)
     return tuple(alternatives[:FALLBACK_MAX_COUNT])
@@ -328,24 +429,28 @@ def _no_fit_message(request: PlanRequest, candidates: list[Placement]) -> str:
     max_model_len = candidates[0].max_model_len if candidates else request.max_model_len
     kv_one = model.kv_cache_bytes_per_sequence(max_model_len or 1, 1)
     need = model.weight_bytes + request.min_concurrency * kv_one
+    nodes = ("single-node" if request.nodes == 1 else f"{request.nodes}-node" if request.nodes
+             else f"single- or multi-node (up to {MAX_NODES} nodes)")
     lines = [
-        f"no single-node placement fits {model.key}: it needs about {need / GB:.0f} GB of GPU "
+        f"no {nodes} placement fits {model.key}: it needs about {need / GB:.0f} GB of GPU "
         f"memory ({model.weight_bytes / GB:.1f} GB weights + KV cache for "
         f"{request.min_concurrency} sequences x {max_model_len} tokens) under "
         f"gpu_memory_utilization {request.gpu_memory_utilization}.",
     ]
     if candidates:
-        lines.append("Tried (instance, TP: memory available for weights + KV cache):")
+        lines.append("Tried (instance, TP [x PP nodes]: memory available for weights + KV "
+                     "cache):")
         by_capacity = sorted(candidates, key=lambda p: -p.usable_bytes)[:8]
         lines += [
-            f"  {p.instance.instance_type}, TP {p.tensor_parallel}: {p.usable_bytes / GB:.0f} GB"
-            f" -> {p.max_concurrent_sequences} sequences"
+            f"  {p.instance.instance_type}, TP {p.tensor_parallel}"
+            + (f" x PP {p.nodes}" if p.nodes > 1 else "")
+            + f": {p.usable_bytes / GB:.0f} GB -> {p.max_concurrent_sequences} sequences"
             for p in by_capacity
         ]
     else:
         lines.append("No instance type in the catalog matched the pins.")
     lines.append(
-        "Fix: drop -c instance_type / -c tensor_parallel to let the planner choose, "
-        "lower -c max_model_len, or lower -c min_concurrency."
+        "Fix: drop -c instance_type / -c tensor_parallel / -c nodes to let the planner "
+        "choose, lower -c max_model_len, or lower -c min_concurrency."
     )
     return "\n".join(lines)

@@ -16,6 +16,7 @@ FLAG_KEYS: tuple[str, ...] = (
     "model", "models", "region", "capacity", "availability_zones", "certificate_arn",
     "endpoint_hostname", "admin_role_arn", "instance_type", "tensor_parallel",
     "max_replicas", "gpu_limit", "max_model_len", "min_concurrency", "gpu_memory_utilization",
+    "nodes",
 )
 
 

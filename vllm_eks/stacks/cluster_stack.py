@@ -24,6 +24,7 @@ from ..constructs import (
     TeardownGuardProps,
 )
 from ..constructs.image_cache import ImageCache, ImageCacheProps
+from ..constructs.lws import LeaderWorkerSet, LeaderWorkerSetProps
 from ..constructs.model_store import ModelStore
 from ..constructs.observability import GRAFANA_SERVICE
 from ..k8s_charts.monitoring import MONITORING_NAMESPACE
@@ -92,6 +93,10 @@ class ClusterStack(cdk.Stack):
                        self.alb_controller.chart),
             ),
         )
+        if config.multi_node:
+            # Only when a model spans nodes: one more controller for nothing otherwise.
+            self.lws = LeaderWorkerSet(self, "LeaderWorkerSet", props=LeaderWorkerSetProps(
+                cluster=cluster, after=(self.observability.keda,)))
         # On `cdk destroy`, removes the load balancers and Karpenter nodes the
         # controllers created, before the controllers go (docs/teardown.md).
         self.teardown_guard = TeardownGuard(

@@ -1,0 +1,168 @@
+"""A model larger than one node: DeepSeek-R1 on two p5.48xlarge (8x H100 each) as a
+LeaderWorkerSet, read from the synthesized environment."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+
+from vllm_eks import versions
+from vllm_eks.k8s_charts.router import MODEL_SELECTOR, ROUTER_LABELS
+from vllm_eks.k8s_charts.vllm_lws import LWS_GROUP_KEY_LABEL, LWS_NAME_LABEL
+from vllm_eks.models import get_model
+from vllm_eks.models.sources import (
+    GPU_NODE_LAUNCH_SECONDS,
+    IMAGE_PULL_SECONDS,
+    ModelSource,
+    startup_budget_seconds,
+)
+from vllm_eks.naming import app_name
+from vllm_eks.stacks import CLUSTER_STACK_ID
+from vllm_eks.vllm_cli import check_server_args
+
+from .crd_validation import validate_custom_resource
+
+NAME = app_name("deepseek-r1")
+HELM = "Custom::AWSCDK-EKS-HelmChart"
+
+
+def objects(env) -> dict[tuple[str, str], dict]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in env.manifests()}
+
+
+@pytest.fixture(scope="module")
+def lws(multinode_env) -> dict:
+    return objects(multinode_env)[("LeaderWorkerSet", NAME)]
+
+
+def template(lws: dict, role: str) -> dict:
+    return lws["spec"]["leaderWorkerTemplate"][f"{role}Template"]
+
+
+def container(lws: dict, role: str) -> dict:
+    (found,) = template(lws, role)["spec"]["containers"]
+    return found
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def test_the_plan_is_two_h100_nodes_in_tensor_and_pipeline_parallel(multinode_env):
+    (model,) = multinode_env.config.models
+    plan = model.plan
+    assert (plan.instance_type, plan.nodes, plan.tensor_parallel) == ("p5.48xlarge", 2, 8)
+    # max_replicas 2 plus a surge replica, two 8-GPU nodes each: whole groups.
+    assert multinode_env.config.gpu_limit == 3 * 2 * 8
+
+
+def test_no_deployment_but_a_leader_worker_set_that_validates_strictly(multinode_env, lws):
+    assert ("Deployment", NAME) not in objects(multinode_env)
+    validate_custom_resource(lws)  # the upstream CRD of the pinned LWS, unknown fields fail
+    for role in ("leader", "worker"):  # and each pod template as Kubernetes itself would
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{role}-0"},
+               "spec": template(lws, role)["spec"]}
+        kubernetes_validate.validate(pod, f"{versions.KUBERNETES_MINOR}.0", strict=True)
+    group = lws["spec"]["leaderWorkerTemplate"]
+    assert group["size"] == 2 and group["restartPolicy"] == "RecreateGroupOnPodRestart"
+    assert lws["spec"]["startupPolicy"] == "LeaderCreated"
+    assert "replicas" not in lws["spec"]  # KEDA owns the count
+
+
+def test_leader_and_worker_arguments_pass_the_pinned_vllm_cli(lws):
+    leader, worker = container(lws, "leader")["args"], container(lws, "worker")["args"]
+    for args in (leader, worker):
+        check_server_args(args[1:], owner="test")
+
+    def flag(args: list[str], name: str) -> str:
+        return args[args.index(name) + 1]
+
+    tp, pp = int(flag(leader, "--tensor-parallel-size")), int(flag(leader, "--pipeline-parallel-size"))
+    gpus = sum(int(container(lws, role)["resources"]["limits"]["nvidia.com/gpu"])
+               for role in ("leader", "worker"))
+    assert tp * pp == 16 == gpus
+    assert flag(leader, "--nnodes") == flag(worker, "--nnodes") == "2"
+    assert flag(leader, "--node-rank") == "0"
+    assert flag(worker, "--node-rank") == "$(LWS_WORKER_INDEX)"
+    assert flag(leader, "--master-addr") == flag(worker, "--master-addr") == "$(LWS_LEADER_ADDRESS)"
+    assert "--headless" in worker and "--headless" not in leader
+    # The same engine on both: everything else is identical.
+    strip = {"--node-rank", "--headless"}
+    assert [a for a in leader if a not in strip and a != "0"] == [
+        a for a in worker if a not in strip and a != "$(LWS_WORKER_INDEX)"]
+    assert "--load-format" in leader and flag(leader, "--load-format") == "runai_streamer"
+
+
+def test_only_the_leader_serves_http_and_is_seen_by_the_router(multinode_env, lws):
+    leader, worker = container(lws, "leader"), container(lws, "worker")
+    assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(leader)
+    assert not {"startupProbe", "readinessProbe", "livenessProbe", "ports"} & set(worker)
+    leader_labels = template(lws, "leader")["metadata"]["labels"]
+    worker_labels = template(lws, "worker")["metadata"]["labels"]
+    assert selects(MODEL_SELECTOR, leader_labels) and not selects(MODEL_SELECTOR, worker_labels)
+    found = objects(multinode_env)
+    service = found[("Service", NAME)]["spec"]["selector"]
+    assert selects(service, leader_labels) and not selects(service, worker_labels)
+    monitor = found[("PodMonitor", NAME)]["spec"]["selector"]["matchLabels"]
+    assert selects(monitor, leader_labels) and not selects(monitor, worker_labels)
+    scaled = found[("ScaledObject", NAME)]["spec"]["scaleTargetRef"]
+    assert scaled == {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+                      "name": NAME}
+
+
+def test_the_leaders_startup_budget_covers_its_workers_joining(lws):
+    probe = container(lws, "leader")["startupProbe"]
+    budget = probe["periodSeconds"] * probe["failureThreshold"]
+    alone = startup_budget_seconds(get_model("deepseek-r1"), ModelSource.S3)
+    assert budget >= alone + GPU_NODE_LAUNCH_SECONDS + IMAGE_PULL_SECONDS
+
+
+def test_a_group_stays_in_one_zone_and_its_ranks_reach_each_other_only(multinode_env, lws):
+    for role in ("leader", "worker"):
+        (term,) = template(lws, role)["spec"]["affinity"]["podAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term["topologyKey"] == "topology.kubernetes.io/zone"
+        assert term["matchLabelKeys"] == [LWS_GROUP_KEY_LABEL]
+        assert term["labelSelector"] == {"matchLabels": {LWS_NAME_LABEL: NAME}}
+    found = objects(multinode_env)
+    group = found[("NetworkPolicy", f"{NAME}-group")]["spec"]
+    peer = {"podSelector": {"matchLabels": {LWS_NAME_LABEL: NAME}}}
+    assert group["podSelector"] == peer["podSelector"]
+    assert group["ingress"] == [{"from": [peer]}]  # every port, from the group only
+    assert {"to": [peer]} in group["egress"]
+    # Clients still reach only the leader's API, and only through the router.
+    api = found[("NetworkPolicy", NAME)]["spec"]
+    assert [p for rule in api["ingress"] for p in rule["from"]][0] == {
+        "podSelector": {"matchLabels": ROUTER_LABELS}}
+    budget = found[("PodDisruptionBudget", NAME)]["spec"]
+    assert budget == {"maxUnavailable": 1, "selector": {"matchLabels": {LWS_NAME_LABEL: NAME}}}
+
+
+def test_the_lws_controller_is_pinned_and_installed_only_for_multi_node_models(
+        multinode_env, default_env):
+    def charts(env) -> dict[str, dict]:
+        return {r["Properties"]["Chart"]: r["Properties"]
+                for r in env.resources(CLUSTER_STACK_ID, HELM).values()}
+
+    lws = charts(multinode_env)["lws"]
+    assert (lws["Version"], lws["Namespace"], lws["Repository"]) == (
+        versions.LWS_VERSION, "lws-system", versions.LWS_CHART_REPOSITORY)
+    values = json.loads(lws["Values"]) if isinstance(lws["Values"], str) else lws["Values"]
+    assert values["image"]["manager"]["tag"] == f"v{versions.LWS_VERSION}"
+    assert values["nodeSelector"] == {"vllm-eks.io/node-role": "system"}
+    assert "lws" not in charts(default_env)
+
+
+def test_the_gpu_pool_holds_whole_groups(multinode_env):
+    pool = objects(multinode_env)[("NodePool", "gpu")]["spec"]
+    requirements = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}
+    assert requirements["node.kubernetes.io/instance-type"] == ["p5.48xlarge"]
+    assert pool["limits"]["nvidia.com/gpu"] == "48"
+
+
+def test_every_rank_logs_the_transport_nccl_chose(lws):
+    for role in ("leader", "worker"):
+        env = {e["name"]: e.get("value") for e in container(lws, role)["env"]}
+        assert env["NCCL_DEBUG"] == "INFO" and "NET" in env["NCCL_DEBUG_SUBSYS"]
