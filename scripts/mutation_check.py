@@ -305,6 +305,35 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        for model in self.models[:1]:\n            types.update(",
         ("tests/test_karpenter.py",),
     ),
+    # -- models larger than one node ---------------------------------------------------
+    Mutation(
+        "worker-starts-an-api-server",
+        "vllm_eks/k8s_charts/vllm_lws.py",
+        'return args + ["--headless"]',
+        "return args",
+        ("tests/test_multinode.py",),
+    ),
+    Mutation(
+        "router-sends-to-headless-workers",
+        "vllm_eks/k8s_charts/vllm_lws.py",
+        'return {"app.kubernetes.io/name": "vllm-worker",',
+        'return {"app.kubernetes.io/name": "vllm",',
+        ("tests/test_multinode.py",),
+    ),
+    Mutation(
+        "efa-pool-spans-every-zone",
+        "vllm_eks/k8s_charts/karpenter_efa.py",
+        '"topology.kubernetes.io/zone": [settings.zone]}',
+        "}",
+        ("tests/test_multinode.py",),
+    ),
+    Mutation(
+        "gpu-limit-counts-one-node-per-multi-node-replica",
+        "vllm_eks/config/environment.py",
+        "return -(-replicas // replicas_per_node(plan)) * plan.nodes",
+        "return -(-replicas // replicas_per_node(plan))",
+        ("tests/test_multinode.py",),
+    ),
 )
 
 

@@ -114,8 +114,12 @@ def two_models_env(tmp_path_factory) -> SynthResult:
                              tmp_path_factory.mktemp("two-models"))
 
 
+MULTINODE_CONTEXT = {"model": "deepseek-r1", "instance_type": "p5.48xlarge", "efa": "true"}
+
+
 @pytest.fixture(scope="session")
 def multinode_env(tmp_path_factory) -> SynthResult:
-    """DeepSeek-R1 on H100 nodes: two p5.48xlarge per replica (a LeaderWorkerSet)."""
-    return synth_environment({"model": "deepseek-r1", "instance_type": "p5.48xlarge"},
-                             tmp_path_factory.mktemp("multinode"))
+    """DeepSeek-R1 on H100 nodes: two p5.48xlarge per replica (a LeaderWorkerSet), over
+    EFA (the TCP default is rendered chart by chart in tests/test_multinode.py)."""
+    return synth_environment(MULTINODE_CONTEXT, tmp_path_factory.mktemp("multinode"))
+

@@ -363,3 +363,22 @@ def test_more_models_than_the_fixed_model_list_holds_are_refused():
     with pytest.raises(ConfigError, match=r"-c models: the list of 12 served names is \d+ "
                        r"bytes as /v1/models answers it, over the 1024 bytes"):
         parse(models=",".join(keys))
+
+
+@pytest.mark.parametrize(("context", "message"), [
+    ({"efa": "true"}, r"-c efa=true: no model spans nodes, and EFA only carries the traffic"),
+    ({"model": "deepseek-r1-distill-llama-8b", "nodes": "2", "efa": "true"},
+     r"-c efa=true: deepseek-r1-distill-llama-8b may run on g6.xlarge, .* none of which has "
+     r"EFA; pass "
+     r"-c instance_type=<one with EFA: .*p5.48xlarge"),
+    ({"efa": "maybe"}, r"-c efa='maybe' is not true or false"),
+])
+def test_efa_is_refused_where_it_cannot_help(context, message):
+    with pytest.raises(ConfigError, match=message):
+        parse(**context)
+
+
+def test_efa_applies_to_the_multi_node_models_only():
+    config = parse(models=f"deepseek-r1,{SMALL}", instance_type="deepseek-r1:p5.48xlarge",
+                   efa="true")
+    assert [m.key for m in config.efa_models] == ["deepseek-r1"]

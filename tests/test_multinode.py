@@ -166,3 +166,97 @@ def test_every_rank_logs_the_transport_nccl_chose(lws):
     for role in ("leader", "worker"):
         env = {e["name"]: e.get("value") for e in container(lws, role)["env"]}
         assert env["NCCL_DEBUG"] == "INFO" and "NET" in env["NCCL_DEBUG_SUBSYS"]
+
+
+# -- EFA (-c efa=true, the fixture's setting) ---------------------------------------------
+
+
+def test_efa_pods_request_every_interface_on_the_efa_pool(lws):
+    from vllm_eks.labels import EFA_TAINT_KEY
+
+    for role in ("leader", "worker"):
+        spec = template(lws, role)["spec"]
+        (vllm,) = spec["containers"]
+        for kind in ("requests", "limits"):
+            assert vllm["resources"][kind]["vpc.amazonaws.com/efa"] == 32  # p5.48xlarge's
+        env = {e["name"]: e.get("value") for e in vllm["env"]}
+        assert env["FI_PROVIDER"] == "efa"
+        # The EFA image, built from the pinned vLLM image by the deploy (a CDK asset).
+        assert vllm["image"] != versions.VLLM_IMAGE and "container-assets" in vllm["image"]
+        assert {"key": EFA_TAINT_KEY, "operator": "Exists",
+                "effect": "NoSchedule"} in spec["tolerations"]
+        (term,) = spec["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert {"key": "karpenter.sh/nodepool", "operator": "In",
+                "values": ["gpu-efa"]} in term["matchExpressions"]
+
+
+def test_the_efa_pool_is_one_zone_in_a_cluster_placement_group(multinode_env):
+    from vllm_eks.labels import EFA_TAINT_KEY
+
+    found = objects(multinode_env)
+    pool = found[("NodePool", "gpu-efa")]["spec"]
+    requirements = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}
+    assert requirements["topology.kubernetes.io/zone"] == ["us-east-1a"]
+    assert requirements["node.kubernetes.io/instance-type"] == ["p5.48xlarge"]
+    assert {"key": EFA_TAINT_KEY, "value": "true", "effect": "NoSchedule"} in (
+        pool["template"]["spec"]["taints"])
+    assert pool["template"]["spec"]["nodeClassRef"]["name"] == "gpu-efa"
+    assert pool["limits"] == {"nvidia.com/gpu": "48"}
+    node_class = found[("EC2NodeClass", "gpu-efa")]["spec"]
+    (group_id,) = [k for k, r in multinode_env.templates[CLUSTER_STACK_ID]["Resources"].items()
+                   if r["Type"] == "AWS::EC2::PlacementGroup"
+                   and r["Properties"]["Strategy"] == "cluster"]
+    assert node_class["placementGroupSelector"] == {"name": f"${{Ref:{group_id}}}"}
+    # The other GPU pool keeps every zone and no placement group.
+    gpu = found[("EC2NodeClass", "gpu")]["spec"]
+    assert "placementGroupSelector" not in gpu
+
+
+def test_the_efa_device_plugin_is_pinned_and_tolerates_the_gpu_nodes(multinode_env):
+    (plugin,) = [r["Properties"] for r in multinode_env.resources(CLUSTER_STACK_ID, HELM).values()
+                 if r["Properties"]["Chart"] == "aws-efa-k8s-device-plugin"]
+    assert (plugin["Version"], plugin["Namespace"]) == (
+        versions.EFA_DEVICE_PLUGIN_CHART_VERSION, "kube-system")
+    values = json.loads(plugin["Values"]) if isinstance(plugin["Values"], str) else plugin["Values"]
+    assert values["image"]["tag"] == versions.EFA_DEVICE_PLUGIN_IMAGE_TAG
+    assert {t["key"] for t in values["tolerations"]} == {"nvidia.com/gpu", "vllm-eks.io/efa"}
+
+
+def test_the_efa_image_is_built_from_the_pinned_vllm_image(multinode_env):
+    from vllm_eks.constructs.efa import EFA_IMAGE_DIR
+
+    dockerfile = (EFA_IMAGE_DIR / "Dockerfile").read_text()
+    assert "FROM ${VLLM_IMAGE}" in dockerfile and "--skip-kmod" in dockerfile
+    assets = [json.loads(p.read_text()) for p in multinode_env.outdir.glob("*.assets.json")]
+    images = [image for manifest in assets for image in manifest.get("dockerImages", {}).values()]
+    (image,) = images
+    assert image["source"]["dockerBuildArgs"] == {
+        "VLLM_IMAGE": versions.VLLM_IMAGE,
+        "EFA_INSTALLER_VERSION": versions.EFA_INSTALLER_VERSION}
+    assert image["source"]["platform"] == "linux/amd64"
+
+
+def test_without_efa_nccl_uses_tcp_and_the_pinned_image():
+    """The default (no -c efa): the same chart without EFA, rendered on its own."""
+    from vllm_eks.config import EnvironmentConfig
+    from vllm_eks.k8s_charts import render
+    from vllm_eks.k8s_charts.vllm_lws import VllmLwsChart
+    from vllm_eks.k8s_charts.vllm import VllmChartProps
+
+    config = EnvironmentConfig.from_context({"model": "deepseek-r1",
+                                             "instance_type": "p5.48xlarge"}.get)
+    assert not config.efa and not config.efa_models
+    chart = render(VllmLwsChart, NAME, props=VllmChartProps(
+        plan=config.models[0].plan, model_source=ModelSource.S3, region="us-east-1",
+        weights_bucket="bucket", model_prefix="deepseek-r1/main/",
+        api_key_secret_arn="arn:key", hf_token_secret_arn="arn:hf"))
+    (plain,) = [o for o in chart.to_json() if o["kind"] == "LeaderWorkerSet"]
+    validate_custom_resource(plain)
+    for role in ("leader", "worker"):
+        spec = template(plain, role)["spec"]
+        (vllm,) = spec["containers"]
+        assert "vpc.amazonaws.com/efa" not in vllm["resources"]["limits"]
+        assert vllm["image"] == versions.VLLM_IMAGE
+        assert "FI_PROVIDER" not in {e["name"] for e in vllm["env"]}
+        assert all(t["key"] != "vllm-eks.io/efa" for t in spec["tolerations"])

@@ -101,3 +101,12 @@ ROUTER_IMAGE = f"ghcr.io/vllm-project/production-stack/router:{ROUTER_COMMIT}"
 LWS_VERSION = "0.10.0"
 LWS_CHART_REPOSITORY = "oci://registry.k8s.io/lws/charts/lws"
 LWS_IMAGE_TAG = f"v{LWS_VERSION}"
+
+# EFA (-c efa=true only). The device plugin chart (aws/eks-charts, stable/aws-efa-k8s-
+# device-plugin at tag v0.0.242) and its image tag (the chart's appVersion); the EFA
+# installer the EFA vLLM image (vllm_eks/images/vllm-efa) adds to VLLM_IMAGE: it brings
+# libfabric and the AWS OFI NCCL plugin (/opt/amazon/ofi-nccl).
+EFA_DEVICE_PLUGIN_CHART_VERSION = "v0.5.30"
+EFA_DEVICE_PLUGIN_CHART_REPOSITORY = "https://aws.github.io/eks-charts"
+EFA_DEVICE_PLUGIN_IMAGE_TAG = "v0.5.20"
+EFA_INSTALLER_VERSION = "1.47.0"

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..models import GPU_INSTANCES
 from ..models.sources import ModelSource
 from ..regions import KNOWN_REGIONS
 from .environment import (
@@ -77,7 +78,32 @@ def _parse(ctx: ContextReader) -> EnvironmentConfig:
         endpoint=_parse_endpoint(ctx, region, network),
         observability=_parse_observability(ctx),
         docker_hub_secret_arn=_parse_docker_hub_secret(ctx, region),
+        efa=_parse_efa(ctx, models),
     )
+
+
+def _parse_efa(ctx: ContextReader, models: tuple[ModelConfig, ...]) -> bool:
+    efa = ctx.boolean("efa", field_default(EnvironmentConfig, "efa"))
+    if not efa:
+        return False
+    spanning = [model for model in models if model.plan.multi_node]
+    if not spanning:
+        raise ConfigError(
+            "-c efa=true: no model spans nodes, and EFA only carries the traffic between the "
+            "nodes of one replica; drop -c efa, or serve a model on several nodes "
+            "(-c nodes=2, or an instance type it needs two of)"
+        )
+    for model in spanning:
+        without = [t for t in model.plan.instance_types() if not GPU_INSTANCES[t].efa]
+        if without:
+            with_efa = sorted(t for t, i in GPU_INSTANCES.items()
+                              if i.efa and i.gpu_count >= 8 and i.launchable)
+            raise ConfigError(
+                f"-c efa=true: {model.key} may run on {', '.join(without)}, "
+                f"{'which has' if len(without) == 1 else 'none of which has'} EFA; "
+                f"pass -c instance_type=<one with EFA: {', '.join(with_efa)}> or drop -c efa"
+            )
+    return True
 
 
 def _parse_docker_hub_secret(ctx: ContextReader, region: str) -> str | None:

@@ -127,6 +127,9 @@ class EnvironmentConfig:
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     # The pipeline's (tooling) account, allowed to invoke the smoke test; None for CLI.
     smoke_test_invoker_account: str | None = None
+    # Multi-node models talk over EFA: their own node pool in one zone with a cluster
+    # placement group, the EFA device plugin and a vLLM image with the EFA libraries.
+    efa: bool = False
     # Docker Hub credentials (Secrets Manager, name `ecr-pullthroughcache/...`) for an ECR
     # pull-through cache of the vLLM image; None: nodes pull from Docker Hub through NAT.
     docker_hub_secret_arn: str | None = None
@@ -141,6 +144,11 @@ class EnvironmentConfig:
 
     def with_smoke_test_invoker(self, account: str) -> "EnvironmentConfig":
         return dataclasses.replace(self, smoke_test_invoker_account=account)
+
+    @property
+    def efa_models(self) -> tuple[ModelConfig, ...]:
+        """The models whose nodes talk over EFA (multi-node ones, with -c efa=true)."""
+        return tuple(m for m in self.models if self.efa and m.plan.multi_node)
 
     @property
     def multi_node(self) -> bool:

@@ -158,6 +158,11 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
     ContextOption("endpoint_allowed_cidrs", "the VPC CIDR",
                   "comma-separated client CIDRs the load balancer accepts; required for "
                   "`internet-facing` (`0.0.0.0/0` to open it)"),
+    ContextOption("efa", _code(field_default(EnvironmentConfig, "efa")),
+                  "`true`: multi-node models talk over EFA (their own node pool in one zone "
+                  "with a cluster placement group, the EFA device plugin, a vLLM image with "
+                  "the EFA libraries built at deploy, which needs Docker); see \"Serve a model "
+                  "larger than one node\""),
     ContextOption("docker_hub_secret_arn", "none (Docker Hub through NAT)",
                   "Secrets Manager secret `ecr-pullthroughcache/<name>` with Docker Hub "
                   "credentials: nodes pull the vLLM image through an ECR pull-through cache "

@@ -16,6 +16,7 @@ from constructs import Construct, IDependable
 from .. import versions
 from ..bottlerocket import gpu_data_volume_gib
 from ..k8s_charts import render
+from ..k8s_charts.karpenter_efa import EfaPoolSettings
 from ..k8s_charts.karpenter_pools import KarpenterPoolsChart, KarpenterPoolsProps
 from ..models import DeploymentPlan
 from ..nag import acknowledge, acknowledge_wildcards
@@ -55,6 +56,7 @@ class KarpenterProps:
     # instance types (every model's planned type and fallbacks).
     plans: tuple[DeploymentPlan, ...]
     gpu_instance_types: tuple[str, ...]
+    efa: EfaPoolSettings | None = None  # -c efa=true: the EFA pool (its placement group)
     availability_zones: tuple[str, ...]  # the zones both NodePools launch into
     gpu_limit: int  # total nvidia.com/gpu Karpenter may add
     cpu_limit: int  # total vCPUs of the general pool
@@ -125,7 +127,7 @@ class Karpenter(Construct):
                 plans=props.plans, gpu_instance_types=props.gpu_instance_types,
                 availability_zones=props.availability_zones,
                 gpu_limit=props.gpu_limit, cpu_limit=props.cpu_limit,
-                gpu_data_volume_gib=gpu_data_volume_gib(props.plans),
+                gpu_data_volume_gib=gpu_data_volume_gib(props.plans), efa=props.efa,
             ),
         )
         self.pools = eks.KubernetesManifest(self, "NodePools", cluster=cluster,

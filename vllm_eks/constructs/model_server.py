@@ -43,6 +43,10 @@ class ModelServerProps:
     # The model's GPU limit (EnvironmentConfig.model_gpu_limit): its node affinity offers
     # its types within it. None: no limit.
     gpu_limit: int | None = None
+    # With EFA (a multi-node model and -c efa=true): the EFA vLLM image and the interfaces
+    # each pod requests. None / 0: the pinned vLLM image, TCP between nodes.
+    efa_image: str | None = None
+    efa_interfaces: int = 0
     # Applied before the model (the namespace, its policies and the cache claim).
     after: tuple[Construct, ...] = ()
 
@@ -152,6 +156,8 @@ class ModelServer:
             namespace=props.namespace,
             image_cache_prefix=props.image_cache_prefix,
             gpu_limit=props.gpu_limit,
+            image=props.efa_image,
+            efa_interfaces=props.efa_interfaces,
         )
 
     def pod_pattern(self) -> str:

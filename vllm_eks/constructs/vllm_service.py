@@ -15,6 +15,8 @@ from constructs import Construct
 from ..config import EndpointConfig, EndpointScheme, ModelConfig
 from ..k8s_charts import render
 from ..k8s_charts.router import ROUTER_NAME, IngressSettings, RouterChart, RouterChartProps
+from ..models import GPU_INSTANCES
+from ..models.instances import efa_interfaces
 from ..models.sources import ModelSource
 from ..observability.alerts import AlertSettings
 from .model_server import ModelServer, ModelServerProps
@@ -42,6 +44,9 @@ class VllmServiceProps:
     # Each model's GPU limit (EnvironmentConfig.model_gpu_limit), by model key: its pods'
     # node affinity offers its types within it. A missing key: no limit.
     gpu_limits: dict[str, int] = field(default_factory=dict)
+    # The models that talk over EFA, by key (-c efa=true), and the EFA vLLM image they run.
+    efa_models: frozenset[str] = frozenset()
+    efa_image: str | None = None
     # Applied before the service (the namespace, its policies and the cache claim).
     # (): no ordering within the stack.
     after: tuple[Construct, ...] = ()
@@ -81,6 +86,7 @@ class VllmService(Construct):
                 prometheus_url=props.prometheus_url, namespace=props.namespace,
                 image_cache_prefix=props.image_cache_prefix,
                 gpu_limit=props.gpu_limits.get(model.key),
+                **self._efa(model),
                 after=props.after))
 
         self.router_role = pod_identity_role(
@@ -127,6 +133,13 @@ class VllmService(Construct):
         )
 
     # -- parts -------------------------------------------------------------------------
+
+    def _efa(self, model: ModelConfig) -> dict:
+        """A model over EFA gets the EFA image and requests all its type's interfaces."""
+        if model.key not in self.props.efa_models:
+            return {}
+        return {"efa_image": self.props.efa_image,
+                "efa_interfaces": efa_interfaces(GPU_INSTANCES[model.plan.instance_type])}
 
     def _load_balancer_cidrs(self) -> tuple[str, ...]:
         """The subnets the ALB's nodes live in (it sends to pods from there): public ones,

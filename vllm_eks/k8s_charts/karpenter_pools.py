@@ -18,6 +18,7 @@ from ..bottlerocket import (
 )
 from ..labels import ENVIRONMENT_TAG, GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
+from .karpenter_efa import EFA_POOL, EfaPoolSettings, efa_node_class, efa_node_pool
 from .objects import custom_resource
 
 GPU_POOL = "gpu"
@@ -39,10 +40,12 @@ class KarpenterPoolsProps:
     cpu_limit: int  # vCPUs the general pool may hold in total
     gpu_data_volume_gib: int  # a GPU node's EBS data volume (gpu_data_volume_gib(plans))
     general_data_volume_gib: int = 100  # room for the vLLM image the staging Job uses
+    efa: EfaPoolSettings | None = None  # -c efa=true: the EFA node class and pool
 
 
 class KarpenterPoolsChart(cdk8s.Chart):
-    """Two EC2NodeClasses (gpu, general) and two NodePools (gpu, general).
+    """Two EC2NodeClasses (gpu, general) and two NodePools (gpu, general), and with
+    `efa` a third of each (gpu-efa: karpenter_efa.py).
 
     Hooks a subclass may override: `gpu_requirements()`, `gpu_disruption()`,
     `gpu_instance_types()`, `gpu_capacity_types()`.
@@ -61,6 +64,12 @@ class KarpenterPoolsChart(cdk8s.Chart):
                          self._gpu_pool())
         self._api_object("GeneralNodePool", "karpenter.sh/v1", "NodePool", GENERAL_POOL,
                          self._general_pool())
+        if props.efa is not None:
+            gpu_class = self._node_class(props.gpu_data_volume_gib, gpu=True)
+            self._api_object("EfaNodeClass", "karpenter.k8s.aws/v1", "EC2NodeClass", EFA_POOL,
+                             efa_node_class(gpu_class, props.efa))
+            self._api_object("EfaNodePool", "karpenter.sh/v1", "NodePool", EFA_POOL,
+                             efa_node_pool(self._gpu_pool(), props.efa))
 
     # -- hooks -------------------------------------------------------------------------
 

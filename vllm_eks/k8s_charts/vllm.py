@@ -66,6 +66,11 @@ class VllmChartProps:
     replicas: int | None = None
     # None: the vLLM image from Docker Hub; else the ECR pull-through cache's prefix.
     image_cache_prefix: str | None = None
+    # The vLLM container's image; None: the pinned vLLM image (through the cache when set).
+    # With EFA, the pinned image plus the EFA libraries (constructs/efa.py).
+    image: str | None = None
+    # EFA interfaces each pod of a multi-node model requests (its node type's all); 0: no EFA.
+    efa_interfaces: int = 0
     # The model's GPU limit (EnvironmentConfig.model_gpu_limit): node types with more GPUs
     # are left out of the node affinity, and of the GPU pool. None: no limit.
     gpu_limit: int | None = None

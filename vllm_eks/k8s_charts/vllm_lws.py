@@ -24,12 +24,16 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from ..models.sources import GPU_NODE_LAUNCH_SECONDS, IMAGE_PULL_SECONDS
+from ..labels import EFA_TAINT_KEY
 from ..vllm_cli import check_server_args
+from .karpenter_efa import EFA_POOL
 from .model_pods import egress_to_aws_apis
 from .objects import custom_resource
 from .vllm import VllmChart, VllmChartProps
 
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+# The EFA device plugin's resource.
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 LWS_GROUP_KEY_LABEL = "leaderworkerset.sigs.k8s.io/group-key"
 # torch.distributed's rendezvous on the leader (vLLM's default --master-port).
@@ -77,9 +81,22 @@ class VllmLwsChart(VllmChart):
 
     def env(self) -> list[k8s.EnvVar]:
         """VllmChart's environment, plus NCCL's init log: it names the transport between
-        the nodes (`NET/Socket` = TCP, `NET/OFI` = EFA), printed once at start."""
-        return super().env() + [k8s.EnvVar(name="NCCL_DEBUG", value="INFO"),
-                                k8s.EnvVar(name="NCCL_DEBUG_SUBSYS", value="INIT,NET")]
+        the nodes (`NET/Socket` = TCP, `NET/OFI` = EFA), printed once at start. With EFA,
+        libfabric's EFA provider only (RDMA and fork safety are the OFI plugin's defaults
+        since aws-ofi-nccl 1.7: aws-ofi-nccl's doc/efa-env-var.md)."""
+        values = {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET"}
+        if self.props.efa_interfaces:
+            values["FI_PROVIDER"] = "efa"
+        return super().env() + [k8s.EnvVar(name=k, value=v) for k, v in values.items()]
+
+    def resources(self) -> k8s.ResourceRequirements:
+        """VllmChart's, plus every EFA interface of the node (with EFA)."""
+        base = super().resources()
+        if not self.props.efa_interfaces:
+            return base
+        efa = {EFA_RESOURCE: k8s.Quantity.from_number(self.props.efa_interfaces)}
+        return k8s.ResourceRequirements(requests={**base.requests, **efa},
+                                        limits={**base.limits, **efa})
 
     def worker_args(self) -> list[str]:
         """A worker's arguments: the leader's with its own rank, and no API server."""
@@ -124,14 +141,26 @@ class VllmLwsChart(VllmChart):
 
     def _pod_spec_with(self, container: k8s.Container) -> k8s.PodSpec:
         spec = self.pod_spec()
-        affinity = k8s.Affinity(node_affinity=spec.affinity.node_affinity,
-                                pod_affinity=self.group_affinity())
+        node_affinity = spec.affinity.node_affinity
+        tolerations = list(spec.tolerations)
+        if self.props.efa_interfaces:  # the EFA pool only (karpenter_efa.py)
+            (term,) = node_affinity.required_during_scheduling_ignored_during_execution \
+                .node_selector_terms
+            node_affinity = k8s.NodeAffinity(
+                required_during_scheduling_ignored_during_execution=k8s.NodeSelector(
+                    node_selector_terms=[k8s.NodeSelectorTerm(match_expressions=[
+                        *term.match_expressions,
+                        k8s.NodeSelectorRequirement(key="karpenter.sh/nodepool", operator="In",
+                                                    values=[EFA_POOL])])]))
+            tolerations.append(k8s.Toleration(key=EFA_TAINT_KEY, operator="Exists",
+                                              effect="NoSchedule"))
+        affinity = k8s.Affinity(node_affinity=node_affinity, pod_affinity=self.group_affinity())
         return k8s.PodSpec(
             service_account_name=spec.service_account_name,
             security_context=spec.security_context, init_containers=spec.init_containers,
             containers=[container], volumes=spec.volumes,
             termination_grace_period_seconds=spec.termination_grace_period_seconds,
-            tolerations=spec.tolerations, affinity=affinity)
+            tolerations=tolerations, affinity=affinity)
 
     def _deployment(self) -> None:
         leader = pod_template_json(self.app_labels, self._pod_spec_with(self.container()))

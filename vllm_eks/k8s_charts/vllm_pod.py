@@ -210,7 +210,7 @@ class VllmPodSpecMixin:
         launcher = "; ".join(steps) + '; exec vllm serve "$@"'
         http = k8s.HttpGetAction(path=HEALTH_PATH, port=k8s.IntOrString.from_string(PORT_NAME))
         return vllm_image_container(
-            name="vllm", image=vllm_image(self.props.image_cache_prefix),
+            name="vllm", image=self.props.image or vllm_image(self.props.image_cache_prefix),
             command=["/bin/sh", "-c", launcher, "vllm-serve"],
             args=self.server_args(),
             env=self.env(),

@@ -148,3 +148,20 @@ GPU_INSTANCES: dict[str, GpuInstance] = {
     **_family("p5e", H200, (("48xlarge", 8, 192, 2048, 30720, True, None),), spot=False),
     **_family("p5en", H200, (("48xlarge", 8, 192, 2048, 30720, True, 63.296),)),
 }
+
+# EFA interfaces per type (`vpc.amazonaws.com/efa`: EC2's MaximumEfaInterfaces, which is
+# what Karpenter advertises and attaches). Source: Karpenter v1.14.1's generated
+# instance-type reference (website/content/en/docs/reference/instance-types.md); types
+# with `efa=True` and no entry here have 1.
+EFA_INTERFACES: dict[str, int] = {
+    "p5.48xlarge": 32, "p5en.48xlarge": 16,
+    "p4d.24xlarge": 4, "p4de.24xlarge": 4,
+    "g6e.24xlarge": 2, "g6e.48xlarge": 4,
+}
+
+
+def efa_interfaces(instance: GpuInstance) -> int:
+    """EFA interfaces of a type (0 without EFA): a pod that wants them all requests this."""
+    if not instance.efa:
+        return 0
+    return EFA_INTERFACES.get(instance.instance_type, 1)

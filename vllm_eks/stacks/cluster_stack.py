@@ -23,11 +23,15 @@ from ..constructs import (
     TeardownGuard,
     TeardownGuardProps,
 )
+from ..config.environment import surge_gpus
+from ..constructs.efa import EfaDevicePlugin, EfaDevicePluginProps
 from ..constructs.image_cache import ImageCache, ImageCacheProps
 from ..constructs.lws import LeaderWorkerSet, LeaderWorkerSetProps
 from ..constructs.model_store import ModelStore
 from ..constructs.observability import GRAFANA_SERVICE
+from ..k8s_charts.karpenter_efa import EfaPoolSettings
 from ..k8s_charts.monitoring import MONITORING_NAMESPACE
+from ..labels import ENVIRONMENT_TAG
 
 
 class ClusterStack(cdk.Stack):
@@ -48,6 +52,7 @@ class ClusterStack(cdk.Stack):
         cluster_name = config.cluster.name
         pod_identity_agent = self.gpu_cluster.pod_identity_addon
         core_dns = self.gpu_cluster.coredns_addon
+        efa = self._efa_pool(config) if config.efa else None
         self.karpenter = Karpenter(
             self,
             "Karpenter",
@@ -56,7 +61,7 @@ class ClusterStack(cdk.Stack):
                 pod_identity_agent=pod_identity_agent, core_dns=core_dns, plans=config.plans,
                 gpu_instance_types=config.gpu_pool_instance_types,
                 availability_zones=config.network.availability_zones,
-                gpu_limit=config.gpu_limit, cpu_limit=config.cluster.cpu_limit,
+                gpu_limit=config.gpu_limit, cpu_limit=config.cluster.cpu_limit, efa=efa,
             ),
         )
         self.storage = StorageDrivers(
@@ -93,6 +98,10 @@ class ClusterStack(cdk.Stack):
                        self.alb_controller.chart),
             ),
         )
+        if config.efa:
+            self.efa_device_plugin = EfaDevicePlugin(
+                self, "EfaDevicePlugin",
+                props=EfaDevicePluginProps(cluster=cluster, after=(self.observability.keda,)))
         if config.multi_node:
             # Only when a model spans nodes: one more controller for nothing otherwise.
             self.lws = LeaderWorkerSet(self, "LeaderWorkerSet", props=LeaderWorkerSetProps(
@@ -132,3 +141,18 @@ class ClusterStack(cdk.Stack):
             value=f"aws eks update-kubeconfig --region {self.region} "
             f"--name {cluster.cluster_name}",
         )
+
+    def _efa_pool(self, config: EnvironmentConfig) -> EfaPoolSettings:
+        """A cluster placement group in the environment's first zone, for the EFA pool:
+        a group's nodes close together on the network."""
+        group = ec2.CfnPlacementGroup(
+            self, "EfaPlacementGroup", strategy="cluster",
+            tags=[cdk.CfnTag(key=ENVIRONMENT_TAG, value=config.cluster.name)])
+        types: dict[str, None] = {}
+        for model in config.efa_models:
+            types.update(dict.fromkeys(config.instance_types(model)))
+        limit = (config.cluster.gpu_limit if config.cluster.gpu_limit is not None
+                 else sum(surge_gpus(model) for model in config.efa_models))
+        return EfaPoolSettings(instance_types=tuple(types),
+                               zone=config.network.availability_zones[0],
+                               placement_group=group.ref, gpu_limit=limit)

@@ -9,6 +9,7 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from ..config import EnvironmentConfig
+from ..constructs.efa import efa_vllm_image
 from ..constructs.model_store import ModelStore
 from ..constructs.smoke_test import SmokeTest, SmokeTestProps
 from ..constructs.vllm_service import VllmService, VllmServiceProps
@@ -34,6 +35,8 @@ class ProdStack(cdk.Stack):
             cluster=cluster,
             manifest=namespace_chart.to_json(),
         )
+        # -c efa=true: built at deploy (needs Docker), pulled by the EFA models' nodes.
+        efa_image = efa_vllm_image(self, "EfaVllmImage").image_uri if config.efa else None
         self.service = VllmService(
             self, "VllmService",
             props=VllmServiceProps(
@@ -45,6 +48,8 @@ class ProdStack(cdk.Stack):
                 namespace=namespace_chart.props.namespace,
                 image_cache_prefix=config.image_cache_prefix,
                 gpu_limits={model.key: config.model_gpu_limit(model) for model in config.models},
+                efa_models=frozenset(model.key for model in config.efa_models),
+                efa_image=efa_image,
                 after=(namespace,),
             ),
         )
