@@ -256,3 +256,7 @@ def test_first_ready_time_for_deepseek_from_hugging_face_via_s3():
     assert staging_seconds(r1, ModelSource.HF) == 0
     assert staging_seconds(r1, ModelSource.EFS) > staging_seconds(r1, ModelSource.S3)
     assert first_ready_seconds(r1, ModelSource.S3) > 2.5 * 3600  # staging, node, image, load
+    # Over two nodes, the leader also waits for its worker's node and image.
+    from vllm_eks.models.sources import group_join_seconds
+    assert first_ready_seconds(r1, ModelSource.S3, nodes=2) == (
+        first_ready_seconds(r1, ModelSource.S3) + group_join_seconds(2)) and group_join_seconds(2) > 0

@@ -23,7 +23,7 @@ import cdk8s
 from cdk8s_plus_35 import k8s
 from constructs import Construct
 
-from ..models.sources import GPU_NODE_LAUNCH_SECONDS, IMAGE_PULL_SECONDS
+from ..models.sources import group_join_seconds
 from ..labels import EFA_TAINT_KEY
 from ..vllm_cli import check_server_args
 from .karpenter_efa import EFA_POOL
@@ -130,7 +130,7 @@ class VllmLwsChart(VllmChart):
     def startup_budget_seconds(self) -> int:
         """The leader waits for its workers, whose nodes Karpenter may still be adding
         and whose image may still be pulling: their time is part of the leader's start."""
-        return super().startup_budget_seconds + GPU_NODE_LAUNCH_SECONDS + IMAGE_PULL_SECONDS
+        return super().startup_budget_seconds + group_join_seconds(self.plan.nodes)
 
     @property
     def worker_labels(self) -> dict[str, str]:

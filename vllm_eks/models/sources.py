@@ -96,9 +96,16 @@ def staging_seconds(model: ModelProfile, source: ModelSource) -> int:
     return int(math.ceil(seconds))
 
 
-def first_ready_seconds(model: ModelProfile, source: ModelSource) -> int:
+def group_join_seconds(nodes: int) -> int:
+    """How long the leader of a multi-node replica may wait for its workers: their nodes
+    launched and the image pulled there (nothing on one node)."""
+    return GPU_NODE_LAUNCH_SECONDS + IMAGE_PULL_SECONDS if nodes > 1 else 0
+
+
+def first_ready_seconds(model: ModelProfile, source: ModelSource, nodes: int = 1) -> int:
     """Upper bound from `cdk deploy` finishing to the first replica serving, on a new
     environment: staging, a GPU node launched by Karpenter, the image pulled, then the
-    startup budget (the estimated cold start with its safety factor)."""
+    startup budget (the estimated cold start with its safety factor), which for a replica
+    over several nodes includes its workers joining."""
     return (staging_seconds(model, source) + GPU_NODE_LAUNCH_SECONDS + IMAGE_PULL_SECONDS
-            + startup_budget_seconds(model, source))
+            + startup_budget_seconds(model, source) + group_join_seconds(nodes))
