@@ -155,11 +155,56 @@ def test_the_lws_controller_is_pinned_and_installed_only_for_multi_node_models(
     assert "lws" not in charts(default_env)
 
 
-def test_the_gpu_pool_holds_whole_groups(multinode_env):
-    pool = objects(multinode_env)[("NodePool", "gpu")]["spec"]
-    requirements = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"]}
-    assert requirements["node.kubernetes.io/instance-type"] == ["p5.48xlarge"]
-    assert pool["limits"]["nvidia.com/gpu"] == "48"
+def test_the_pools_hold_whole_groups_and_gpu_limit_in_all(multinode_env):
+    found = objects(multinode_env)
+    gpu, efa = (found[("NodePool", name)]["spec"] for name in ("gpu", "gpu-efa"))
+    # The only model runs over EFA: its pool holds its whole groups, the gpu pool nothing,
+    # and together they hold gpu_limit.
+    assert efa["limits"]["nvidia.com/gpu"] == "48" and gpu["limits"]["nvidia.com/gpu"] == "0"
+    assert multinode_env.config.gpu_limit == 48
+
+
+def test_a_gpu_limit_below_whole_groups_is_refused():
+    from vllm_eks.config import ConfigError, EnvironmentConfig
+
+    with pytest.raises(ConfigError, match=r"-c gpu_limit=16 is too small: .* need 32 GPUs in "
+                       r"whole nodes \(deepseek-r1 32 \(1\+1 replicas on p5.48xlarge\)\)"):
+        EnvironmentConfig.from_context({"model": "deepseek-r1", "instance_type": "p5.48xlarge",
+                                         "gpu_limit": "16", "max_replicas": "1"}.get)
+
+
+def test_a_profile_chart_that_is_not_multi_node_is_refused_for_a_multi_node_plan(tmp_path):
+    import dataclasses
+
+    from vllm_eks.config import ConfigError
+    from vllm_eks.k8s_charts.vllm import VllmChart
+    from vllm_eks.models import register
+
+    class OneNodeChart(VllmChart):
+        pass
+
+    register(dataclasses.replace(get_model("deepseek-r1"), key="r1-custom",
+                                 chart_class=OneNodeChart))
+    from .support import synth_environment
+
+    with pytest.raises(ConfigError, match=r"model r1-custom spans 2 nodes, but its profile "
+                       r"renders with OneNodeChart, a one-node chart"):
+        synth_environment({"model": "r1-custom", "instance_type": "p5.48xlarge"}, tmp_path)
+
+
+def test_the_lws_makes_one_headless_service_per_group_so_the_model_service_cannot_clash(
+        multinode_env, lws):
+    assert lws["spec"]["networkConfig"] == {"subdomainPolicy": "UniquePerReplica"}
+    # With the shared policy LWS would need a headless Service named like the LWS, and
+    # skip creating it because the model's ClusterIP Service has that name.
+    assert objects(multinode_env)[("Service", NAME)]["spec"]["type"] == "ClusterIP"
+
+
+def test_dcgm_exporter_runs_on_the_efa_nodes_too(multinode_env):
+    (dcgm,) = [r["Properties"] for r in multinode_env.resources(CLUSTER_STACK_ID, HELM).values()
+               if r["Properties"]["Chart"] == "dcgm-exporter"]
+    values = json.loads(dcgm["Values"]) if isinstance(dcgm["Values"], str) else dcgm["Values"]
+    assert {t["key"] for t in values["tolerations"]} >= {"nvidia.com/gpu", "vllm-eks.io/efa"}
 
 
 def test_every_rank_logs_the_transport_nccl_chose(lws):

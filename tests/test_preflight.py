@@ -442,3 +442,13 @@ def test_several_models_share_one_quota_row_per_class_and_each_gets_its_offering
                                                               **FULL)
     (quota,) = [row for row in rows(out, "warning") if "L-DB2E81BA" in row]
     assert "Karpenter stops at 8 vCPUs" in quota and code == 0
+
+
+def test_an_efa_model_needs_its_type_in_the_first_zone(aws_clients):
+    context = {"model": "deepseek-r1", "instance_type": "p5.48xlarge", "efa": "true", **FULL}
+    offered = {"p5.48xlarge": ("us-east-1b", "us-east-1c", "us-east-1d")}
+    code, out = Account(gpu_quotas=[(P_ON_DEMAND, 1000.0)], offerings=offered).run(
+        aws_clients, **context)
+    (row,) = [r for r in rows(out, "problem") if "AZ offerings" in r]
+    assert "not offered in us-east-1a, the one zone of the EFA node pool" in row
+    assert "-c availability_zones=us-east-1b," in row and code == 1

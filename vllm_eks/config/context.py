@@ -100,7 +100,7 @@ def _parse_efa(ctx: ContextReader, models: tuple[ModelConfig, ...]) -> bool:
                               if i.efa and i.gpu_count >= 8 and i.launchable)
             raise ConfigError(
                 f"-c efa=true: {model.key} may run on {', '.join(without)}, "
-                f"{'which has' if len(without) == 1 else 'none of which has'} EFA; "
+                f"{'which has no' if len(without) == 1 else 'none of which has'} EFA; "
                 f"pass -c instance_type=<one with EFA: {', '.join(with_efa)}> or drop -c efa"
             )
     return True

@@ -181,11 +181,25 @@ class EnvironmentConfig:
 
     @property
     def gpu_pool_instance_types(self) -> tuple[str, ...]:
-        """The GPU NodePool's types: every model's `instance_types`, in model order."""
+        """The `gpu` NodePool's types: every model's `instance_types`, in model order, but
+        the EFA models' (they have the `gpu-efa` pool; if every model is one, its types,
+        under a limit of 0)."""
+        efa = {model.key for model in self.efa_models}
         types: dict[str, None] = {}
-        for model in self.models:
+        for model in [m for m in self.models if m.key not in efa] or self.models:
             types.update(dict.fromkeys(self.instance_types(model)))
         return tuple(types)
+
+    @property
+    def efa_gpu_limit(self) -> int:
+        """The `gpu-efa` pool's share of gpu_limit: its models' whole groups (0 without)."""
+        return min(sum(surge_gpus(model) for model in self.efa_models), self.gpu_limit)
+
+    @property
+    def gpu_pool_gpu_limit(self) -> int:
+        """The `gpu` pool's share: gpu_limit less the EFA pool's, so the two pools together
+        never hold more than gpu_limit."""
+        return self.gpu_limit - self.efa_gpu_limit
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> "EnvironmentConfig":

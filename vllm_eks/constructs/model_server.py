@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from ..config import ModelConfig
+from ..config import ConfigError, ModelConfig
 from ..k8s_charts import render
 from ..k8s_charts.model_pods import server_account
 from ..k8s_charts.vllm import VllmChart, VllmChartProps, app_name
@@ -135,7 +135,14 @@ class ModelServer:
         """The profile's chart, else VllmChart (one node) or VllmLwsChart (a multi-node
         plan)."""
         plan = self.props.model.plan
-        return plan.model.chart_class or (VllmLwsChart if plan.multi_node else VllmChart)
+        chart = plan.model.chart_class or (VllmLwsChart if plan.multi_node else VllmChart)
+        if plan.multi_node and not issubclass(chart, VllmLwsChart):
+            raise ConfigError(
+                f"model {plan.model.key} spans {plan.nodes} nodes, but its profile renders with "
+                f"{chart.__name__}, a one-node chart; serve it on one node (-c nodes=1 or an "
+                "instance type it fits), or make the profile's chart_class a subclass of "
+                "vllm_eks.k8s_charts.vllm_lws.VllmLwsChart")
+        return chart
 
     def scale_target(self) -> tuple[str, str]:
         """(apiVersion, kind) of what KEDA scales: the Deployment or the LeaderWorkerSet."""

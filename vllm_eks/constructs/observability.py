@@ -24,7 +24,7 @@ from ..k8s_charts.monitoring import (
 )
 from ..observability.alerts import AlertSettings
 from ..k8s_charts.storage import GP3_STORAGE_CLASS
-from ..labels import GPU_TAINT_KEY, NODE_ROLE_LABEL
+from ..labels import EFA_TAINT_KEY, GPU_TAINT_KEY, NODE_ROLE_LABEL
 from .helm import pinned_chart
 from .pod_identity import associate, pod_identity_addon, pod_identity_role
 from .secret import manually_rotated_secret, random_alphanumeric
@@ -46,6 +46,7 @@ class ObservabilityProps:
     config: ObservabilityConfig  # retention, volume size, CloudWatch, Grafana's ALB
     region: str  # where Grafana's SecretProviderClass reads its admin password
     vpc_cidr: str  # who may reach Grafana's internal ALB (with -c grafana_alb=true)
+    efa: bool = False  # -c efa=true: dcgm-exporter also tolerates the EFA pool's taint
     # Installed before the charts: storage classes, Secrets Store CSI, the ALB controller.
     # (): no ordering beyond the Pod Identity agent.
     after: tuple[Construct, ...] = ()
@@ -213,7 +214,10 @@ class Observability(Construct):
         counters_dir = "/etc/dcgm-exporter/vllm-eks"
         return {
             "nodeSelector": {"nvidia.com/gpu.present": "true"},
-            "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+            # Every GPU node: the gpu pool's, and the EFA pool's (which has its own taint).
+            "tolerations": [{"key": key, "operator": "Exists", "effect": "NoSchedule"}
+                            for key in (GPU_TAINT_KEY, *([EFA_TAINT_KEY] if self.props.efa
+                                                         else []))],
             # Not privileged and without SYS_ADMIN: Bottlerocket's
             # visible-devices-envvar-when-unprivileged setting (GPU node user data) lets
             # NVML see the GPUs; the profiling (DCGM_FI_PROF_*) fields that would need

@@ -180,6 +180,11 @@ class VllmLwsChart(VllmChart):
             # Workers start with the leader (LeaderReady would wait forever: the leader
             # is ready only once its workers have joined).
             "startupPolicy": "LeaderCreated",
+            # One headless Service per group (`<name>-<group>`), which LWS_LEADER_ADDRESS
+            # resolves through. The shared policy would want a headless Service named like
+            # the LWS itself, which is the model's ClusterIP Service: LWS skips creating
+            # one when the name is taken, and the leader's address would never resolve.
+            "networkConfig": {"subdomainPolicy": "UniquePerReplica"},
             # A new group is up before an old one goes, as with the Deployment.
             "rolloutStrategy": {"type": "RollingUpdate", "rollingUpdateConfiguration": {
                 "maxUnavailable": 0, "maxSurge": 1}},

@@ -262,7 +262,8 @@ class VllmPodSpecMixin:
             mounts.append(k8s.VolumeMount(name="model-cache", mount_path=EFS_MOUNT,
                                           read_only=True))
         return [stage_script_container(name="wait-for-weights",
-                                       image=vllm_image(self.props.image_cache_prefix),
+                                       image=self.props.image or vllm_image(
+                                           self.props.image_cache_prefix),
                                        mode="wait", env=env,
                                        cpu="100m", memory="256Mi", memory_limit="512Mi",
                                        volume_mounts=mounts)]

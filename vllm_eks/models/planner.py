@@ -397,7 +397,9 @@ def plan(request: PlanRequest) -> DeploymentPlan:
         )
     return DeploymentPlan(
         chosen=chosen,
-        alternatives=_fallbacks(chosen, fitting[1:]),
+        # A multi-node group must be one type throughout (same GPUs, memory and EFA count
+        # on every rank): no fallback types.
+        alternatives=_fallbacks(chosen, fitting[1:]) if chosen.nodes == 1 else (),
         capacity=request.capacity,
         min_concurrency=request.min_concurrency,
         request=request,

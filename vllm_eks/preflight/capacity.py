@@ -240,6 +240,14 @@ def _offerings(target: Target, model: ModelConfig, what: str) -> list[Row]:
     if len(missing) == len(zones):
         return [Row(Status.PROBLEM, what,
                     f"{planned} is offered in none of {', '.join(zones)}{also}", fix)]
+    if model in config.efa_models and zones[0] in missing:
+        # The EFA pool (and its cluster placement group) is in the first zone only.
+        return [Row(Status.PROBLEM, what,
+                    f"{planned} is not offered in {zones[0]}, the one zone of the EFA node "
+                    "pool, so no group of this model can launch",
+                    f"list a zone that offers it first: -c availability_zones="
+                    f"{','.join([*candidates[:1], *[z for z in zones if z != candidates[0]]][:3])}"
+                    if candidates else "choose another region or instance type")]
     return [Row(Status.WARNING, what,
                 f"{planned} is not offered in {', '.join(missing)}: Karpenter launches it "
                 f"only in {', '.join(z for z in zones if z not in missing)}{also}", fix)]

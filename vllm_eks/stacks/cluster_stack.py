@@ -23,7 +23,6 @@ from ..constructs import (
     TeardownGuard,
     TeardownGuardProps,
 )
-from ..config.environment import surge_gpus
 from ..constructs.efa import EfaDevicePlugin, EfaDevicePluginProps
 from ..constructs.image_cache import ImageCache, ImageCacheProps
 from ..constructs.lws import LeaderWorkerSet, LeaderWorkerSetProps
@@ -61,7 +60,8 @@ class ClusterStack(cdk.Stack):
                 pod_identity_agent=pod_identity_agent, core_dns=core_dns, plans=config.plans,
                 gpu_instance_types=config.gpu_pool_instance_types,
                 availability_zones=config.network.availability_zones,
-                gpu_limit=config.gpu_limit, cpu_limit=config.cluster.cpu_limit, efa=efa,
+                gpu_limit=config.gpu_pool_gpu_limit, cpu_limit=config.cluster.cpu_limit,
+                efa=efa,
             ),
         )
         self.storage = StorageDrivers(
@@ -93,7 +93,7 @@ class ClusterStack(cdk.Stack):
             props=ObservabilityProps(
                 cluster=cluster, pod_identity_agent=pod_identity_agent,
                 config=config.observability,
-                region=config.region, vpc_cidr=config.network.cidr,
+                region=config.region, vpc_cidr=config.network.cidr, efa=config.efa,
                 after=(self.storage.storage_classes, self.secrets_store.provider,
                        self.alb_controller.chart),
             ),
@@ -104,8 +104,10 @@ class ClusterStack(cdk.Stack):
                 props=EfaDevicePluginProps(cluster=cluster, after=(self.observability.keda,)))
         if config.multi_node:
             # Only when a model spans nodes: one more controller for nothing otherwise.
+            # One Helm release at a time: after the EFA device plugin when there is one.
+            previous = (self.efa_device_plugin.chart if config.efa else self.observability.keda)
             self.lws = LeaderWorkerSet(self, "LeaderWorkerSet", props=LeaderWorkerSetProps(
-                cluster=cluster, after=(self.observability.keda,)))
+                cluster=cluster, after=(previous,)))
         # On `cdk destroy`, removes the load balancers and Karpenter nodes the
         # controllers created, before the controllers go (docs/teardown.md).
         self.teardown_guard = TeardownGuard(
@@ -151,8 +153,6 @@ class ClusterStack(cdk.Stack):
         types: dict[str, None] = {}
         for model in config.efa_models:
             types.update(dict.fromkeys(config.instance_types(model)))
-        limit = (config.cluster.gpu_limit if config.cluster.gpu_limit is not None
-                 else sum(surge_gpus(model) for model in config.efa_models))
         return EfaPoolSettings(instance_types=tuple(types),
                                zone=config.network.availability_zones[0],
-                               placement_group=group.ref, gpu_limit=limit)
+                               placement_group=group.ref, gpu_limit=config.efa_gpu_limit)

@@ -69,7 +69,8 @@ class ProdStack(cdk.Stack):
             self,
             "Placements",
             value="; ".join(
-                f"{m.key}: {m.plan.instance_type} x1, TP {m.plan.tensor_parallel}, "
+                f"{m.key}: {m.plan.instance_type} x{m.plan.nodes}, TP {m.plan.tensor_parallel}"
+                + (f" x PP {m.plan.nodes}" if m.plan.multi_node else "") + ", "
                 f"max_model_len {m.plan.max_model_len}, {m.plan.capacity.value}"
                 for m in config.models),
         )
