@@ -301,8 +301,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "gpu-pool-offers-the-first-models-types-only",
         "vllm_eks/config/environment.py",
-        "        for model in self.models:\n            types.update(",
-        "        for model in self.models[:1]:\n            types.update(",
+        "for model in [m for m in self.models if m.key not in efa] or self.models:",
+        "for model in ([m for m in self.models if m.key not in efa] or self.models)[:1]:",
         ("tests/test_karpenter.py",),
     ),
     # -- models larger than one node ---------------------------------------------------

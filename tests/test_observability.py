@@ -135,7 +135,8 @@ def test_dashboards_answer_the_questions(default_env):
     assert serving == {
         "Request rate", "Time to first token", "Inter-token latency", "End-to-end latency",
         "Queue time", "Running and waiting requests", "KV-cache usage",
-        "Prefix-cache hit rate", "Preemptions", "Tokens per second"}
+        "Prefix-cache hit rate", "Preemptions", "Tokens per second",
+        "Router: requests per model", "Router: healthy model pods"}
     gpus = {p["title"] for p in found["gpus.json"]["panels"]}
     assert gpus == {"GPU utilization", "GPU memory used", "Power draw", "Temperature",
                     "XID errors", "Double-bit ECC errors"}
@@ -450,7 +451,9 @@ def test_the_router_has_its_own_alerts_with_its_real_memory_limit(default_env):
                 and o["metadata"]["name"] == "vllm-eks-router-alerts"]
     (group,) = rules["spec"]["groups"]
     by_name = {rule["alert"]: rule for rule in group["rules"]}
-    assert set(by_name) == {"VllmRouterUnavailable", "VllmRouterMemoryHigh"}
+    assert set(by_name) == {"VllmRouterUnavailable", "VllmRouterSeesNoModel",
+                            "VllmRouterMemoryHigh"}
+    assert "vllm_router:healthy_pods_total" in by_name["VllmRouterSeesNoModel"]["expr"]
     assert 'deployment="vllm-router"' in by_name["VllmRouterUnavailable"]["expr"]
     assert "absent(" in by_name["VllmRouterUnavailable"]["expr"]  # gone counts as down
     # 85 % of the limit the router's container really gets.

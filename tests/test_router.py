@@ -568,3 +568,22 @@ def test_hooks_land_in_the_manifests():
     check_router_args(args)
     assert routed(one(objects, "Ingress"), "/v1/embeddings")
     assert one(objects, "Deployment")["spec"]["replicas"] == 3
+
+
+def test_the_router_metrics_in_the_contract_are_the_routers_own(manifests):
+    """Dashboards and alerts read router series from the metric contract; each is one the
+    pinned router defines, with the same type, under the name its PodMonitor gives it."""
+    from vllm_eks import metrics
+
+    kinds = {}
+    for node in ast.walk(ast.parse((UPSTREAM / "metrics_service.py").read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in {"Gauge", "Counter", "Histogram"}):
+            kinds[node.args[0].value] = node.func.id.lower()
+    assert metrics.ROUTER_METRICS
+    for metric in metrics.ROUTER_METRICS:
+        assert metric.name.startswith(metrics.ROUTER_PREFIX)
+        upstream = "vllm:" + metric.name.removeprefix(metrics.ROUTER_PREFIX)
+        assert kinds.get(upstream) == metric.kind.value, metric.name
+        (endpoint,) = one(manifests, "PodMonitor")["spec"]["podMetricsEndpoints"]
+        assert relabel(upstream, endpoint["metricRelabelings"]) == metric.name

@@ -144,7 +144,18 @@ PROCESS_RESIDENT_MEMORY = Metric("process_resident_memory_bytes", Kind.GAUGE,
 KUBERNETES_METRICS: tuple[Metric, ...] = (CONTAINER_RESTARTS, NODE_CONDITION, NODE_CAPACITY,
                                           DEPLOYMENT_AVAILABLE, PROCESS_RESIDENT_MEMORY)
 
-CONTRACT: tuple[Metric, ...] = VLLM_METRICS + GPU_METRICS + KUBERNETES_METRICS
+UP = Metric("up", Kind.GAUGE, "whether Prometheus' last scrape of a target succeeded")
+
+# -- the router (its own vllm:* series, stored as vllm_router:* by its PodMonitor) -------
+ROUTER_INCOMING = Metric("vllm_router:num_incoming_requests", Kind.COUNTER,
+                         "valid requests the router received, by model")
+ROUTER_HEALTHY_PODS = Metric("vllm_router:healthy_pods_total", Kind.GAUGE,
+                             "model pods a router replica sees as healthy, by server")
+ROUTER_METRICS: tuple[Metric, ...] = (ROUTER_INCOMING, ROUTER_HEALTHY_PODS)
+ROUTER_PREFIX = "vllm_router:"  # what the router's PodMonitor renames `vllm:` to
+
+CONTRACT: tuple[Metric, ...] = (VLLM_METRICS + GPU_METRICS + KUBERNETES_METRICS + (UP,)
+                                + ROUTER_METRICS)
 
 
 def allowed_series() -> frozenset[str]:

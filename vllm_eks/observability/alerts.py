@@ -160,6 +160,16 @@ def router_rules(settings: AlertSettings, router: str, memory_limit_bytes: int) 
                summary="No router replica is available: the endpoint answers 503",
                description="Every request of every model goes through the router; with no "
                "available replica the load balancer has no healthy target."),
+        # Routers up, but none sees a healthy model pod: every request gets 404/503. Also
+        # true while every model still loads after a first deploy, hence the long window.
+        _alert(settings, "VllmRouterSeesNoModel",
+               f'(sum({m.UP.series}{{namespace="{settings.namespace}", pod=~"{router}-.*"}}) > 0)'
+               f" unless on() (sum({m.ROUTER_HEALTHY_PODS.series}"
+               f'{{namespace="{settings.namespace}"}}) > 0)',
+               duration="30m", severity="critical",
+               summary="The router sees no healthy model pod",
+               description="The routers run but list no healthy vLLM pod, so every request "
+               "fails: the models are down, still loading, or discovery lost them."),
         # The router's memory grows with the requests it served (upstream #707): restart
         # it before its limit kills a replica mid-stream.
         _alert(settings, "VllmRouterMemoryHigh",

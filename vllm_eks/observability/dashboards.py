@@ -100,6 +100,13 @@ def vllm_dashboard() -> dict:
          "later: latency spikes).",
          [(f"sum by ({by}) (rate({m.NUM_PREEMPTIONS.series}{{{MODEL}}}{rate}))", f"{{{{{by}}}}}")],
          "ops"),
+        ("Router: requests per model", "Requests the router received, by the model they "
+         "named (including those no replica could take).",
+         [(f"sum by (model) (rate({m.ROUTER_INCOMING.series}{{model=~\"$model\"}}{rate}))",
+           "{{model}}")], "reqps"),
+        ("Router: healthy model pods", "Model pods each router replica can send to: 0 means "
+         "every request fails.",
+         [(f"sum by (pod) ({m.ROUTER_HEALTHY_PODS.series})", "{{pod}}")], "short"),
         ("Tokens per second", "Prompt (prefill) and generated (decode) throughput.",
          [(f"sum by ({by}) (rate({m.PROMPT_TOKENS.series}{{{MODEL}}}{rate}))", f"prompt {{{{{by}}}}}"),
           (f"sum by ({by}) (rate({m.GENERATION_TOKENS.series}{{{MODEL}}}{rate}))",
