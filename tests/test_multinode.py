@@ -60,8 +60,9 @@ def test_the_plan_is_two_h100_nodes_in_tensor_and_pipeline_parallel(multinode_en
 
 def test_no_deployment_but_a_leader_worker_set_that_validates_strictly(multinode_env, lws):
     assert ("Deployment", NAME) not in objects(multinode_env)
-    validate_custom_resource(lws)  # the upstream CRD of the pinned LWS, unknown fields fail
-    for role in ("leader", "worker"):  # and each pod template as Kubernetes itself would
+    # The LWS against the pinned upstream CRD (strict): test_validators.py, with every other
+    # object of this environment. Each pod template as Kubernetes itself would:
+    for role in ("leader", "worker"):
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{role}-0"},
                "spec": template(lws, role)["spec"]}
         kubernetes_validate.validate(pod, f"{versions.KUBERNETES_MINOR}.0", strict=True)
