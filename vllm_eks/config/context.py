@@ -27,7 +27,7 @@ from .environment import (
     surge_gpus,
 )
 from .models import parse_models
-from .options import DEFAULT_ZONE_SUFFIXES, MIN_SYSTEM_NODES, ContextReader
+from .options import DEFAULT_ZONE_SUFFIXES, INSTANCE_TYPE, MIN_SYSTEM_NODES, ContextReader
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -36,7 +36,6 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 # prefix (lowercase only). Lowercase and short, so no derived name is cut or collides.
 MAX_CLUSTER_NAME = 40
 _CLUSTER_NAME = re.compile(rf"^[a-z0-9]([a-z0-9-]{{0,{MAX_CLUSTER_NAME - 2}}}[a-z0-9])?$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _CERTIFICATE_ARN = re.compile(
     r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$"
@@ -233,7 +232,7 @@ def _parse_cluster(ctx: ContextReader, models: tuple[ModelConfig, ...]) -> Clust
             "arn:aws:iam::<12-digit account>:role/<name>"
         )
     system_instance_type = ctx.string("system_instance_type", defaults.system_instance_type)
-    if not _INSTANCE_TYPE.match(system_instance_type):
+    if not INSTANCE_TYPE.match(system_instance_type):
         raise ConfigError(
             f"-c system_instance_type={system_instance_type!r} is not an EC2 instance type "
             "such as m7i.xlarge"

@@ -32,9 +32,8 @@ from ..models.catalog import catalog
 from ..naming import ROUTER_NAME, app_name, pascal_case
 from ..openai_api import FIXED_RESPONSE_MAX_BYTES, model_list
 from .environment import AutoscalingConfig, ConfigError, ModelConfig, field_default
-from .options import PER_MODEL_KEYS, ContextReader
+from .options import INSTANCE_TYPE, PER_MODEL_KEYS, ContextReader
 
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 # Becomes an S3 key segment and a directory name: no slashes.
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -173,7 +172,7 @@ def _parse_plan(model_key: str, ctx: ContextReader) -> DeploymentPlan:
     capacity = ctx.choice("capacity", CapacityType, field_default(PlanRequest, "capacity"),
                           "a capacity type")
     instance_type = ctx.string("instance_type")
-    if instance_type is not None and not _INSTANCE_TYPE.match(instance_type):
+    if instance_type is not None and not INSTANCE_TYPE.match(instance_type):
         raise ConfigError(
             f"-c instance_type={instance_type!r} is not an EC2 instance type such as g6e.xlarge"
         )

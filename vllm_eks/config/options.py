@@ -34,6 +34,9 @@ from .environment import (
     field_default,
 )
 
+# An EC2 instance type name (-c instance_type, -c system_instance_type).
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
 # Without -c availability_zones: <region>a, <region>b, <region>c.
 DEFAULT_ZONE_SUFFIXES = ("a", "b", "c")
 MIN_SYSTEM_NODES = 2

@@ -19,6 +19,9 @@ POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"  # EKS Pod Identity agent (link-lo
 
 # The environment's router (router.py): its name, and the labels of its pods, which the
 # models' NetworkPolicies let in.
+# The labels every model pod that serves HTTP carries (VllmChart's app labels, with the
+# instance and the model), and no other pod: the router sends to what they select.
+MODEL_SELECTOR = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/part-of": "vllm-eks"}
 ROUTER_LABELS = {"app.kubernetes.io/name": ROUTER_NAME, "app.kubernetes.io/part-of": "vllm-eks"}
 
 

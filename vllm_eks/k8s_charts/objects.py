@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import cdk8s
+from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 
@@ -29,3 +30,24 @@ def secret_provider_class(scope: Construct, construct_id: str, *, name: str,
         kind="SecretProviderClass", name=name, namespace=namespace, labels=labels,
         spec={"provider": "aws", "parameters": {
             "objects": json.dumps(objects), "usePodIdentity": "true", "region": region}})
+
+
+def surge_rollout() -> k8s.DeploymentStrategy:
+    """A rolling update that starts a new pod before an old one goes: no capacity dip."""
+    return k8s.DeploymentStrategy(
+        type="RollingUpdate",
+        rolling_update=k8s.RollingUpdateDeployment(
+            max_surge=k8s.IntOrString.from_number(1),
+            max_unavailable=k8s.IntOrString.from_number(0)))
+
+
+def cluster_ip_service(scope: Construct, construct_id: str, *, metadata: k8s.ObjectMeta,
+                       selector: dict[str, str], port: int,
+                       port_name: str) -> k8s.KubeService:
+    """A ClusterIP Service sending `port` to the selected pods' port named `port_name`."""
+    return k8s.KubeService(
+        scope, construct_id, metadata=metadata,
+        spec=k8s.ServiceSpec(
+            type="ClusterIP", selector=selector,
+            ports=[k8s.ServicePort(name=port_name, port=port, protocol="TCP",
+                                   target_port=k8s.IntOrString.from_string(port_name))]))

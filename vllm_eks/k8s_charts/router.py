@@ -24,9 +24,14 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from ..openai_api import FIXED_RESPONSE_MAX_BYTES, model_list
-from .model_pods import ROUTER_LABELS, ROUTER_NAME
+from .model_pods import MODEL_SELECTOR, ROUTER_LABELS, ROUTER_NAME
 from .monitoring import PROMETHEUS_SELECTOR_LABELS
-from .objects import custom_resource, secret_provider_class
+from .objects import (
+    cluster_ip_service,
+    custom_resource,
+    secret_provider_class,
+    surge_rollout,
+)
 from .router_pod import (
     DRAIN_SECONDS,
     ENGINE_PORT,
@@ -38,14 +43,12 @@ from .router_pod import (
 )
 
 __all__ = [
-    "API_PATHS", "DRAIN_SECONDS", "FIXED_RESPONSE_MAX_BYTES", "MODELS_ACTION", "MODELS_PATH", "ENGINE_PORT", "HEALTH_PATH", "MODEL_SELECTOR", "PORT",
+    "API_PATHS", "DRAIN_SECONDS", "ENGINE_PORT", "FIXED_RESPONSE_MAX_BYTES", "HEALTH_PATH",
+    "MODELS_ACTION", "MODELS_PATH", "MODEL_SELECTOR", "PORT",
     "PORT_NAME", "PRE_STOP_SECONDS", "ROUTER_LABELS", "ROUTER_NAME", "ROUTER_POD_LABELS",
     "IngressSettings", "RouterChart", "RouterChartProps", "RouterPodMixin",
 ]
 
-# The labels every model pod carries (VllmChart's app labels), and no other pod: the
-# router sends to whatever they select.
-MODEL_SELECTOR = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/part-of": "vllm-eks"}
 # What the load balancer routes: the OpenAI calls the models serve, the model list and
 # the health check, each matched exactly. Everything else (vLLM's keyless /invocations,
 # the router's /engines, /metrics, /version, /v1/files, /v1/batches, /sleep ...) gets the
@@ -242,23 +245,15 @@ class RouterChart(RouterPodMixin, cdk8s.Chart):
                 selector=k8s.LabelSelector(match_labels=self.app_labels),
                 # A new router is registered with the load balancer (readiness gate)
                 # before an old one starts draining: no capacity dip on rollout.
-                strategy=k8s.DeploymentStrategy(
-                    type="RollingUpdate",
-                    rolling_update=k8s.RollingUpdateDeployment(
-                        max_surge=k8s.IntOrString.from_number(1),
-                        max_unavailable=k8s.IntOrString.from_number(0))),
+                strategy=surge_rollout(),
                 template=k8s.PodTemplateSpec(metadata=k8s.ObjectMeta(labels=self.app_labels),
                                              spec=self.pod_spec()),
             ),
         )
 
     def _service(self) -> None:
-        k8s.KubeService(
-            self, "Service", metadata=self._metadata(),
-            spec=k8s.ServiceSpec(
-                type="ClusterIP", selector=self.app_labels,
-                ports=[k8s.ServicePort(name=PORT_NAME, port=PORT, protocol="TCP",
-                                       target_port=k8s.IntOrString.from_string(PORT_NAME))]))
+        cluster_ip_service(self, "Service", metadata=self._metadata(), selector=self.app_labels,
+                           port=PORT, port_name=PORT_NAME)
 
     def _disruption_budget(self) -> None:
         # maxUnavailable: a drain takes one router at a time and never blocks on one.

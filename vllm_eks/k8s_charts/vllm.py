@@ -19,8 +19,8 @@ from constructs import Construct
 from ..models import DeploymentPlan
 from ..models.sources import ModelSource
 from ..vllm_cli import check_profile_args, check_server_args
-from .model_pods import ROUTER_LABELS, app_name, server_account
-from .objects import secret_provider_class
+from .model_pods import MODEL_SELECTOR, ROUTER_LABELS, app_name, server_account
+from .objects import secret_provider_class, surge_rollout
 from .vllm_networking import VllmNetworkingMixin
 from .vllm_pod import (
     CACHE_DIR,
@@ -98,9 +98,8 @@ class VllmChart(VllmPodSpecMixin, VllmNetworkingMixin, cdk8s.Chart):
         check_profile_args(self.model.extra_args, owner=owner)
         check_server_args(self.server_args()[1:], owner=owner)
         self.app_labels = {
-            "app.kubernetes.io/name": "vllm",
+            **MODEL_SELECTOR,
             "app.kubernetes.io/instance": self.name,
-            "app.kubernetes.io/part-of": "vllm-eks",
             "vllm-eks.io/model": self.model.key,
         }
         self._service_account()
@@ -147,11 +146,7 @@ class VllmChart(VllmPodSpecMixin, VllmNetworkingMixin, cdk8s.Chart):
                 selector=k8s.LabelSelector(match_labels=self.app_labels),
                 # A new replica is up before an old one goes: no capacity dip on rollout
                 # (Karpenter adds a GPU node for the surge if needed).
-                strategy=k8s.DeploymentStrategy(
-                    type="RollingUpdate",
-                    rolling_update=k8s.RollingUpdateDeployment(
-                        max_surge=k8s.IntOrString.from_number(1),
-                        max_unavailable=k8s.IntOrString.from_number(0))),
+                strategy=surge_rollout(),
                 progress_deadline_seconds=self.startup_budget_seconds + 600,
                 template=k8s.PodTemplateSpec(
                     metadata=k8s.ObjectMeta(labels=self.app_labels),

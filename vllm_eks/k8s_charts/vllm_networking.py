@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from cdk8s_plus_35 import k8s
 
 from .model_pods import egress_to_aws_apis
+from .objects import cluster_ip_service
 from .vllm_pod import PORT, PORT_NAME
 
 if TYPE_CHECKING:
@@ -34,13 +35,8 @@ class VllmNetworkingMixin:
     # -- objects -----------------------------------------------------------------------
 
     def _service(self) -> None:
-        k8s.KubeService(
-            self, "Service", metadata=self._metadata(),
-            spec=k8s.ServiceSpec(
-                type="ClusterIP", selector=self.app_labels,
-                ports=[k8s.ServicePort(name=PORT_NAME, port=PORT, protocol="TCP",
-                                       target_port=k8s.IntOrString.from_string(PORT_NAME))]),
-        )
+        cluster_ip_service(self, "Service", metadata=self._metadata(), selector=self.app_labels,
+                           port=PORT, port_name=PORT_NAME)
 
     def _network_policy(self) -> None:
         port = [k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(PORT), protocol="TCP")]
