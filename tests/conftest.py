@@ -73,13 +73,19 @@ OPTIONS_CONTEXT = {
     "cloudwatch": "true",
     "grafana_alb": "true",
     "prometheus_retention_days": "30",
+    "bench_datasets": "random,prefix_repetition,sharegpt",
+    "bench_request_rate": "inf",
+    "bench_input_len": "2048",
+    "bench_output_len": "128",
+    "bench_max_concurrency": "16",
+    "bench_num_prompts": "100",
 }
 
 
 @pytest.fixture(scope="session")
 def options_env(tmp_path_factory) -> SynthResult:
     """Two models (the default and a small one) with 2-3 replicas each, a tighter SLO,
-    CloudWatch and Grafana's ALB."""
+    CloudWatch, Grafana's ALB and every benchmark workload with its options set."""
     return synth_environment(OPTIONS_CONTEXT, tmp_path_factory.mktemp("options"))
 
 

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from vllm_eks import versions
+from vllm_eks.k8s_charts.benchmark import SHAREGPT_KEY
 from vllm_eks.naming import pascal_case
 
 from .iam_policy import (
@@ -109,6 +110,8 @@ ROLES: dict[str, RoleSpec] = {
     "VllmProdStack/VllmService/ServerRole*": spec(POD_IDENTITY, ["s3", "secretsmanager"]),
     "VllmProdStack/VllmService/StagerRole*": spec(POD_IDENTITY, ["s3", "secretsmanager"]),
     "VllmProdStack/VllmService/RouterRole": spec(POD_IDENTITY, ["secretsmanager"]),
+    # one benchmark role per model: writes its results, reads tokenizer files and the key
+    "VllmProdStack/VllmService/BenchmarkRole*": spec(POD_IDENTITY, ["s3", "secretsmanager"]),
     "VllmProdStack/SmokeTest/Function/ServiceRole": spec(
         LAMBDA, ["secretsmanager"], managed=LAMBDA_IN_VPC),
     # the pipeline (CDK Pipelines' roles, plus our smoke-test and connection statements)
@@ -218,6 +221,9 @@ def secret_readers(model_source: str, model_keys: list[str]) -> dict[str, set[st
     }
     for key in model_keys:
         readers[f"VllmProdStack/VllmService/ServerRole{pascal_case(key)}"] = server
+        # the benchmark sends the key; without staged weights it fetches the tokenizer
+        # from Hugging Face
+        readers[f"VllmProdStack/VllmService/BenchmarkRole{pascal_case(key)}"] = server
         if model_source != "hf":
             readers[f"VllmProdStack/VllmService/StagerRole{pascal_case(key)}"] = {HF_TOKEN}
     return readers
@@ -438,9 +444,17 @@ def test_weights_roles_reach_only_their_model_prefix(assembly, request):
             if role is None:
                 assert name == "StagerRole" and PIPELINE_STAGE_SOURCES.get(stage) == "hf"
                 continue
+            # The first model's stager also stages the ShareGPT benchmark file, when a
+            # benchmark uses it (tests/test_benchmark.py): that object only.
             s3 = sorted(((tuple(sorted(s.actions)), tuple(sorted(s.resources)),
                           normalize_condition(s.condition))
-                         for s in role.allows if "s3" in s.services), key=str)
+                         for s in role.allows if "s3" in s.services
+                         and s.sid not in ("StageBenchmarkDataset", "ListBenchmarkDataset")),
+                        key=str)
+            dataset = [s for s in role.allows
+                       if s.sid in ("StageBenchmarkDataset", "ListBenchmarkDataset")]
+            assert all(r in (WEIGHTS_BUCKET, f"{WEIGHTS_BUCKET}/{SHAREGPT_KEY}")
+                       for s in dataset for r in s.resources), dataset
             assert s3 == sorted([
                 (("s3:ListBucket",), (WEIGHTS_BUCKET,),
                  {"StringLike": {"s3:prefix": [f"{key}/", f"{key}/*"]}}),

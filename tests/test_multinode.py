@@ -116,7 +116,9 @@ def test_only_the_leader_serves_http_and_is_seen_by_the_router(multinode_env, lw
 def test_the_leaders_startup_budget_covers_its_workers_joining(lws):
     probe = container(lws, "leader")["startupProbe"]
     budget = probe["periodSeconds"] * probe["failureThreshold"]
-    alone = startup_budget_seconds(get_model("deepseek-r1"), ModelSource.S3)
+    from vllm_eks.models import GPU_INSTANCES
+    alone = startup_budget_seconds(get_model("deepseek-r1"), ModelSource.S3,
+                                   GPU_INSTANCES["p5.48xlarge"], 2)
     assert budget >= alone + GPU_NODE_LAUNCH_SECONDS + IMAGE_PULL_SECONDS
 
 

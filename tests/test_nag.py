@@ -113,6 +113,10 @@ ENVIRONMENT: dict[str, set[str]] = {
     "VllmProdStack/VllmService/StagerRole<Model>": {
         "IAM5[Resource::VllmModelStoreStack:ExportsOutputFnGetAttWeightsBucketArn7880A03A/<model>/*]",
     },
+    # Each model's benchmark writes only its own results prefix (a file per run).
+    "VllmProdStack/VllmService/BenchmarkRole<Model>": {
+        "IAM5[Resource::VllmModelStoreStack:ExportsOutputFnGetAttWeightsBucketArn7880A03A/benchmarks/<model>/*]",
+    },
     # The smoke-test Lambda runs in the VPC and logs: Lambda's managed execution policies.
     "VllmProdStack/SmokeTest/Function/ServiceRole": {
         "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",

@@ -228,7 +228,7 @@ def test_the_smoke_deadline_covers_a_first_deploy(pipeline):
     """A first promotion stages the weights (Hugging Face -> S3 at 0.1 GB/s), launches a
     GPU node (10 min), pulls the image (10 min) and loads the model (the startup budget)
     before the endpoint answers; the smoke test must wait that long, and CodeBuild longer."""
-    from vllm_eks.models import get_model
+    from vllm_eks.models import PlanRequest, get_model, plan
     from vllm_eks.models.sources import ModelSource, startup_budget_seconds
 
     _, template = pipeline
@@ -241,22 +241,26 @@ def test_the_smoke_deadline_covers_a_first_deploy(pipeline):
         deadline = int(re.search(r"\+ (\d+) \)\)", buildspec_of(template, project_id))[1])
         model = get_model(models[stage["Name"].lower()])
         staging = model.weight_bytes / 1e9 / 0.1
-        needed = staging + 600 + 600 + startup_budget_seconds(model, ModelSource.S3)
+        instance = plan(PlanRequest(model=model)).chosen.instance
+        needed = staging + 600 + 600 + startup_budget_seconds(model, ModelSource.S3, instance)
         assert deadline >= needed, (stage["Name"], deadline, needed)
         minutes = template["Resources"][project_id]["Properties"]["TimeoutInMinutes"]
         assert minutes * 60 > deadline
 
 
 def test_first_ready_time_for_deepseek_from_hugging_face_via_s3():
-    from vllm_eks.models import get_model
+    from vllm_eks.models import GPU_INSTANCES, get_model
     from vllm_eks.models.sources import ModelSource, first_ready_seconds, staging_seconds
 
-    r1 = get_model("deepseek-r1")
+    r1, p5 = get_model("deepseek-r1"), GPU_INSTANCES["p5.48xlarge"]
     assert staging_seconds(r1, ModelSource.S3) >= 6800  # ~688 GB at 0.1 GB/s: ~2 hours
     assert staging_seconds(r1, ModelSource.HF) == 0
     assert staging_seconds(r1, ModelSource.EFS) > staging_seconds(r1, ModelSource.S3)
-    assert first_ready_seconds(r1, ModelSource.S3) > 2.5 * 3600  # staging, node, image, load
+    assert first_ready_seconds(r1, ModelSource.S3, p5) > 2 * 3600  # staging, node, image, load
     # Over two nodes, the leader also waits for its worker's node and image.
     from vllm_eks.models.sources import group_join_seconds
-    assert first_ready_seconds(r1, ModelSource.S3, nodes=2) == (
-        first_ready_seconds(r1, ModelSource.S3) + group_join_seconds(2)) and group_join_seconds(2) > 0
+    from vllm_eks.models.sources import startup_budget_seconds
+    assert first_ready_seconds(r1, ModelSource.S3, p5, nodes=2) - first_ready_seconds(
+        r1, ModelSource.S3, p5) == group_join_seconds(2) + startup_budget_seconds(
+        r1, ModelSource.S3, p5, 2) - startup_budget_seconds(r1, ModelSource.S3, p5)
+    assert group_join_seconds(2) > 0

@@ -18,7 +18,7 @@ import pytest
 
 from vllm_eks import metrics, versions
 from vllm_eks.k8s_charts import render
-from vllm_eks.k8s_charts.model_pods import ROUTER_LABELS
+from vllm_eks.k8s_charts.model_pods import BENCHMARK_LABELS, ROUTER_LABELS
 from vllm_eks.k8s_charts.monitoring import PROMETHEUS_SELECTOR_LABELS
 from vllm_eks.k8s_charts.router import (
     API_PATHS,
@@ -356,7 +356,7 @@ def test_service_sends_to_the_router_port(manifests):
 # -- the NetworkPolicy ----------------------------------------------------------------------
 
 
-def test_network_policy_lets_in_the_load_balancer_and_prometheus_only(manifests):
+def test_network_policy_lets_in_the_load_balancer_prometheus_and_benchmarks_only(manifests):
     policy = one(manifests, "NetworkPolicy")["spec"]
     assert policy["podSelector"]["matchLabels"] == pod_labels(manifests)
     assert policy["policyTypes"] == ["Ingress", "Egress"]
@@ -365,7 +365,8 @@ def test_network_policy_lets_in_the_load_balancer_and_prometheus_only(manifests)
         {"from": [{"ipBlock": {"cidr": c}} for c in props().load_balancer_cidrs],
          "ports": port},
         {"from": [{"namespaceSelector": {"matchLabels": {
-            "kubernetes.io/metadata.name": "monitoring"}}}], "ports": port}]
+            "kubernetes.io/metadata.name": "monitoring"}}}], "ports": port},
+        {"from": [{"podSelector": {"matchLabels": BENCHMARK_LABELS}}], "ports": port}]
 
 
 def test_network_policy_lets_out_the_models_the_api_server_and_dns_only(manifests):

@@ -6,6 +6,7 @@
     python -m vllm_eks models-table                       # the README's model table
     python -m vllm_eks options-table                      # the README's -c options table
     python -m vllm_eks preflight --model deepseek-r1      # check the AWS account (read-only)
+    python -m vllm_eks bench-report s3://.../a.json b.json  # benchmark results, compared
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
+from . import bench_report
 from .config import CONTEXT_OPTIONS, ConfigError, EnvironmentConfig
 from .models import (
     DEFAULT_MODEL_KEY,
@@ -35,7 +37,7 @@ from .models.cost import estimate_environment_cost, render_cost
 from .models.instances import PRICE_REGION, PRICES_CHECKED
 from .models.planner import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_MIN_CONCURRENCY
 from .models.profile import GB
-from .models.sources import ENGINE_START_SECONDS, LOAD_PATHS, ModelSource, cold_start_seconds
+from .models.sources import LOAD_PATHS, ColdStart, ModelSource, cold_start
 from .preflight import CHECKS as PREFLIGHT_CHECKS
 from .preflight import options as preflight_options
 from .preflight.options import translate
@@ -46,7 +48,8 @@ OPTIONS_TABLE_START = "<!-- options-table:start (python -m vllm_eks options-tabl
 OPTIONS_TABLE_END = "<!-- options-table:end -->"
 # `plan` flags, each a -c key with dashes.
 PLAN_FLAG_KEYS = ("max_model_len", "min_concurrency", "gpu_memory_utilization",
-                  "instance_type", "tensor_parallel", "nodes", "capacity")
+                  "instance_type", "tensor_parallel", "nodes", "capacity",
+                  "parallel_image_pull")
 
 
 def _minutes(seconds: int) -> str:
@@ -75,7 +78,6 @@ def placement_rows(request: PlanRequest, chosen: Placement, source: ModelSource)
     multi-node ones when the chosen placement spans nodes)."""
     candidates = candidate_placements(request, multi_node=chosen.nodes > 1)
     fitting = [p for p in candidates if p.fits(request.min_concurrency)]
-    cold = _minutes(cold_start_seconds(request.model, source))
     rows = []
     for p in fitting:
         mark = "*" if (p.instance.instance_type, p.tensor_parallel, p.nodes) == (
@@ -88,7 +90,7 @@ def placement_rows(request: PlanRequest, chosen: Placement, source: ModelSource)
             f"{p.max_concurrent_sequences / request.min_concurrency:.1f}x",
             str(p.max_concurrent_sequences),
             _node_price(p), _price(p), transport(p),
-            cold,
+            f"{cold_start(request.model, source, p.instance, p.nodes).warm_node} s",
         ])
     return rows
 
@@ -101,12 +103,13 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render_plan(request: PlanRequest, source: ModelSource) -> str:
+def render_plan(request: PlanRequest, source: ModelSource,
+                parallel_image_pull: bool = False) -> str:
     chosen_plan: DeploymentPlan = plan(request)
     model, chosen = request.model, chosen_plan.chosen
     header = ["", "instance", "nodes", "GPUs used per node", "TP", "PP", "KV cache GB",
               "headroom", f"seqs@{chosen.max_model_len}", "$/h per node", "$/h replica",
-              "between nodes", f"cold start ({source.value})"]
+              "between nodes", f"warm-node start ({source.value})"]
     rows = placement_rows(request, chosen, source)
     return "\n".join([
         f"{model.key} ({model.hf_id}): {model.weight_bytes / GB:.1f} GB of weights, "
@@ -121,15 +124,39 @@ def render_plan(request: PlanRequest, source: ModelSource) -> str:
         f"({len(rows)} placement{'s' if len(rows) != 1 else ''} fit{'' if len(rows) != 1 else 's'}). "
         "headroom = sequences the KV cache holds / the minimum asked for; spot prices vary "
         "below the on-demand list price.",
+        render_cold_start(cold_start(model, source, chosen.instance, chosen.nodes,
+                                     parallel_image_pull=parallel_image_pull),
+                          chosen.instance.instance_type, source, parallel_image_pull),
     ])
+
+
+def render_cold_start(parts: ColdStart, instance_type: str, source: ModelSource,
+                      parallel_image_pull: bool = False) -> str:
+    """A new replica's start in parts, on a node that already ran the model and on a new
+    one (sources.py names every figure and its source)."""
+    image = ("SOCI parallel pull/unpack" if parallel_image_pull
+             else "plain pull; -c parallel_image_pull=true: SOCI")
+    rows = [
+        ["node launch", "-", f"{parts.node_launch} s", "Karpenter, EC2, Bottlerocket boot, "
+         "NVIDIA driver (typical)"],
+        ["image", "cached", f"{parts.image} s", f"vLLM image, ~12 GB compressed ({image})"],
+        ["pod start", f"{parts.pod_start} s", f"{parts.pod_start} s",
+         "scheduling, CSI mounts, weights check"],
+        ["weights", f"{parts.weights} s", f"{parts.weights} s",
+         f"from {source.value} at {parts.weights_gb_per_second:.2f} GB/s"],
+        ["engine start", f"{parts.engine} s", f"{parts.engine} s",
+         f"compile cache hit (a placement's first start ever: +{parts.compile} s)"],
+        ["total", f"{parts.warm_node} s", f"{parts.new_node} s", ""],
+    ]
+    return (f"Cold start of a new replica ({instance_type}):\n"
+            + _table(["", "warm node", "new node", "assumed"], rows))
 
 
 def assumptions(source: ModelSource) -> str:
     path = LOAD_PATHS[source]
-    return (f"Cold start = weights / {path.gb_per_second} GB/s ({path.assumption}) + "
-            f"{ENGINE_START_SECONDS} s engine start (CUDA graphs, torch.compile); image "
-            f"pull and node launch not included. Prices: {PRICE_REGION} on-demand list, "
-            f"{PRICES_CHECKED}.")
+    return (f"Weights: {path.assumption}; the node's bandwidth from its type (burst where it "
+            "bursts). Figures and sources: vllm_eks/models/sources.py. Prices: "
+            f"{PRICE_REGION} on-demand list, {PRICES_CHECKED}.")
 
 
 def models_table() -> str:
@@ -195,6 +222,9 @@ def _parser() -> argparse.ArgumentParser:
                           "that could not run is listed but does not fail). See "
                           "docs/preflight.md.", 88)]))
     preflight_options.add_arguments(preflight)
+    bench_report.add_arguments(commands.add_parser(
+        "bench-report", help="a table of saved benchmark results (files or s3:// URIs); "
+        "two compared"))
     commands.add_parser("models-table", help="the README's model table (Markdown)")
     commands.add_parser("options-table", help="the README's -c options table (Markdown)")
     return parser
@@ -212,7 +242,8 @@ def _plan(args: argparse.Namespace) -> int:
         else:
             context["model"] = args.model or DEFAULT_MODEL_KEY
         config = EnvironmentConfig.from_context(context.get)
-        blocks = [render_plan(model.plan.request, source) for model in config.models]
+        blocks = [render_plan(model.plan.request, source, config.parallel_image_pull)
+                  for model in config.models]
         # The whole environment, at the default of every other -c option.
         blocks.append(render_cost(estimate_environment_cost(config)))
         print("\n\n".join(blocks + [assumptions(source)]))
@@ -251,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "preflight":
             return _preflight(args)
+        if args.command == "bench-report":
+            return bench_report.run(args)
         return _plan(args)
     except (ConfigError, PlanError, UnknownModelError, CatalogError) as error:
         # The planner speaks of `-c` keys; here the user typed flags.

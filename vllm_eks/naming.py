@@ -22,6 +22,10 @@ def group_pods(name: str) -> str:
     return f"{name}-[0-9]+(-[0-9]+)?"
 
 
+# The weights bucket's prefix of benchmark results and datasets (models are staged
+# under their keys, so no model may be called this).
+BENCHMARKS_PREFIX = "benchmarks"
+
 # The environment's router: its Deployment, Service, ServiceAccount and Ingress.
 ROUTER_NAME = "vllm-router"
 

@@ -9,7 +9,7 @@ crash every replica at start, far from the change that caused it.
 from __future__ import annotations
 
 from . import versions
-from .vllm_facts import serve_flags
+from .vllm_facts import bench_serve_flags, serve_flags
 
 # Flags vLLM removed, with what replaced them: a better message than "unknown flag" for
 # a profile copied from an older guide. Each must be absent from serve_flags() (a test
@@ -51,20 +51,30 @@ def check_server_args(args: list[str] | tuple[str, ...], *, owner: str) -> None:
     """Raise ServerArgsError naming the first short alias, removed or unknown flag in
     `args`. Short aliases are refused: `-tp 4` would set a plan-owned value past the
     check that looks for `--tensor-parallel-size`."""
+    _check_flags(args, known=serve_flags(), command="vllm serve", owner=owner)
+
+
+def check_bench_args(args: list[str] | tuple[str, ...], *, owner: str) -> None:
+    """The same check for `vllm bench serve` (the benchmark Job's arguments)."""
+    _check_flags(args, known=bench_serve_flags(), command="vllm bench serve", owner=owner)
+
+
+def _check_flags(args: list[str] | tuple[str, ...], *, known: frozenset[str], command: str,
+                 owner: str) -> None:
     for option in short_options(args):
         raise ServerArgsError(
-            f"{owner}: {option} is a short alias; write the long `vllm serve` flag it "
-            "stands for (see `vllm serve --help`), so it can be checked against the plan"
+            f"{owner}: {option} is a short alias; write the long `{command}` flag it "
+            f"stands for (see `{command} --help`), so it can be checked"
         )
     for flag in flags(args):
         if flag in REMOVED_FLAGS:
             raise ServerArgsError(
                 f"{owner}: vLLM {flag} was removed; use {REMOVED_FLAGS[flag]}"
             )
-        if flag not in serve_flags():
+        if flag not in known:
             raise ServerArgsError(
-                f"{owner}: {flag} is not a `vllm serve` flag in vLLM "
-                f"{versions.VLLM_VERSION}; check its spelling against `vllm serve --help` "
+                f"{owner}: {flag} is not a `{command}` flag in vLLM "
+                f"{versions.VLLM_VERSION}; check its spelling against `{command} --help` "
                 f"in the pinned image ({versions.VLLM_IMAGE}). After bumping the pin, "
                 "regenerate vllm_eks/vllm_facts.json with scripts/gen_vllm_facts.py"
             )

@@ -13,6 +13,8 @@ the same `EnvironmentConfig` from its committed settings instead.
 
 from .environment import (
     AutoscalingConfig,
+    BenchDataset,
+    BenchmarkConfig,
     ClusterConfig,
     ConfigError,
     EndpointConfig,

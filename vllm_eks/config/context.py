@@ -3,6 +3,7 @@ fails synth with a message that names the key, the value and the fix."""
 
 from __future__ import annotations
 
+import difflib
 import enum
 import ipaddress
 import re
@@ -14,6 +15,8 @@ from ..models.sources import ModelSource
 from ..regions import KNOWN_REGIONS
 from .environment import (
     AutoscalingConfig,
+    BenchDataset,
+    BenchmarkConfig,
     ClusterConfig,
     ConfigError,
     EndpointConfig,
@@ -65,19 +68,61 @@ def _parse(ctx: ContextReader) -> EnvironmentConfig:
     models = parse_models(ctx.raw_getter)
     network = _parse_network(ctx, region)
     cluster = _parse_cluster(ctx, models)
+    model_source = ctx.choice("model_source", ModelSource,
+                              field_default(EnvironmentConfig, "model_source"), "a model source")
     return EnvironmentConfig(
         models=models,
         account=account,
         region=region,
         network=network,
         cluster=cluster,
-        model_source=ctx.choice("model_source", ModelSource,
-                                field_default(EnvironmentConfig, "model_source"),
-                                "a model source"),
+        model_source=model_source,
         endpoint=_parse_endpoint(ctx, region, network),
         observability=_parse_observability(ctx),
         docker_hub_secret_arn=_parse_docker_hub_secret(ctx, region),
         efa=_parse_efa(ctx, models),
+        benchmark=_parse_benchmark(ctx, model_source),
+        compile_cache=ctx.boolean("compile_cache", field_default(EnvironmentConfig,
+                                                                 "compile_cache")),
+        parallel_image_pull=ctx.boolean("parallel_image_pull", field_default(
+            EnvironmentConfig, "parallel_image_pull")),
+    )
+
+
+def _parse_benchmark(ctx: ContextReader, model_source: ModelSource) -> BenchmarkConfig:
+    defaults = BenchmarkConfig()
+    names = ctx.string_list("bench_datasets") or tuple(d.value for d in defaults.datasets)
+    known = [d.value for d in BenchDataset]
+    datasets = []
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"-c bench_datasets: {name!r} is not a benchmark workload; {hint}pass a "
+                f"comma-separated list of {', '.join(known)}")
+        if BenchDataset(name) in datasets:
+            raise ConfigError(f"-c bench_datasets names {name!r} twice; name it once")
+        datasets.append(BenchDataset(name))
+    if BenchDataset.SHAREGPT in datasets and model_source is ModelSource.HF:
+        raise ConfigError(
+            "-c bench_datasets=...sharegpt needs the staging Job, which stages ShareGPT to "
+            "S3, but -c model_source=hf stages nothing; use -c model_source=s3 (or efs), or "
+            "drop sharegpt from -c bench_datasets")
+    rate = ctx.raw("bench_request_rate")
+    if rate is None:
+        request_rate = defaults.request_rate
+    elif str(rate).lower() == "inf":
+        request_rate = float("inf")
+    else:
+        request_rate = ctx.number("bench_request_rate", defaults.request_rate)
+    return BenchmarkConfig(
+        datasets=tuple(datasets),
+        input_len=ctx.integer("bench_input_len", defaults.input_len),
+        output_len=ctx.integer("bench_output_len", defaults.output_len),
+        request_rate=request_rate,
+        max_concurrency=ctx.integer("bench_max_concurrency", defaults.max_concurrency),
+        num_prompts=ctx.integer("bench_num_prompts", defaults.num_prompts),
     )
 
 

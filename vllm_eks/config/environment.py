@@ -83,6 +83,35 @@ class ObservabilityConfig:
     grafana_alb: bool = False
 
 
+class BenchDataset(enum.Enum):
+    """The workloads of the in-cluster benchmark (`vllm bench serve --dataset-name`)."""
+
+    # Random token prompts of a fixed input and output length: throughput and latency at
+    # a known shape.
+    RANDOM = "random"
+    # Prompts sharing a few long prefixes: what the prefix cache saves (system prompts,
+    # few-shot examples, RAG context repeated across requests).
+    PREFIX_REPETITION = "prefix_repetition"
+    # Real conversations (ShareGPT), staged to S3 by the staging Job: the length mix of
+    # chat traffic.
+    SHAREGPT = "sharegpt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkConfig:
+    """The in-cluster benchmark of every model: one suspended CronJob per model and
+    workload (README, "Benchmark the endpoint")."""
+
+    datasets: tuple[BenchDataset, ...] = (BenchDataset.RANDOM, BenchDataset.PREFIX_REPETITION)
+    input_len: int = 1024  # prompt tokens (random; prefix + suffix for prefix_repetition)
+    output_len: int = 256  # tokens generated per request (exactly: --ignore-eos)
+    request_rate: float = 2.0  # requests/s, Poisson arrivals; inf: all at once
+    # None: the model's min_concurrency (the sequences its placement is planned to hold
+    # at full context), so the benchmark loads a replica as far as it was sized for.
+    max_concurrency: int | None = None
+    num_prompts: int = 200
+
+
 @dataclass(frozen=True, kw_only=True)
 class AutoscalingConfig:
     """KEDA scaling of one model's vLLM Deployment on its queue."""
@@ -130,6 +159,13 @@ class EnvironmentConfig:
     # Multi-node models talk over EFA: their own node pool in one zone with a cluster
     # placement group, the EFA device plugin and a vLLM image with the EFA libraries.
     efa: bool = False
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    # vLLM's torch.compile cache shared on EFS, per placement (README, "Cold start").
+    compile_cache: bool = True
+    # GPU nodes pull images with Bottlerocket's SOCI snapshotter in parallel pull/unpack
+    # mode (README, "Cold start"). Off by default: unproven here with the RAID0 instance
+    # store the GPU nodes keep container storage on.
+    parallel_image_pull: bool = False
     # Docker Hub credentials (Secrets Manager, name `ecr-pullthroughcache/...`) for an ECR
     # pull-through cache of the vLLM image; None: nodes pull from Docker Hub through NAT.
     docker_hub_secret_arn: str | None = None

@@ -29,7 +29,7 @@ from ..models.planner import (
     MIN_MODEL_LEN,
 )
 from ..models.catalog import catalog
-from ..naming import ROUTER_NAME, app_name, pascal_case
+from ..naming import BENCHMARKS_PREFIX, ROUTER_NAME, app_name, pascal_case
 from ..openai_api import FIXED_RESPONSE_MAX_BYTES, model_list
 from .environment import AutoscalingConfig, ConfigError, ModelConfig, field_default
 from .options import INSTANCE_TYPE, PER_MODEL_KEYS, ContextReader
@@ -143,6 +143,12 @@ def _check_names(configs: list[ModelConfig]) -> None:
             raise ConfigError(
                 f"model {config.key}: its objects would be named {app_name(config.key)!r}, "
                 f"like the router's ({ROUTER_NAME}); register the profile under another key"
+            )
+        if config.key == BENCHMARKS_PREFIX:
+            raise ConfigError(
+                f"model {config.key}: its weights would be staged under s3://<bucket>/"
+                f"{config.key}/, where every model's benchmark results are kept; register "
+                "the profile under another key"
             )
     size = len(model_list(c.served_name for c in configs).encode())
     if size > FIXED_RESPONSE_MAX_BYTES:

@@ -24,6 +24,7 @@ from ..models.planner import (
 )
 from .environment import (
     AutoscalingConfig,
+    BenchmarkConfig,
     ClusterConfig,
     ConfigError,
     EndpointConfig,
@@ -72,6 +73,7 @@ _CLUSTER = ClusterConfig()
 _NETWORK = NetworkConfig()
 _OBSERVABILITY = ObservabilityConfig()
 _AUTOSCALING = AutoscalingConfig()
+_BENCHMARK = BenchmarkConfig()
 
 CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
     ContextOption("models", _code(DEFAULT_MODEL_KEY),
@@ -170,6 +172,29 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
                   "Secrets Manager secret `ecr-pullthroughcache/<name>` with Docker Hub "
                   "credentials: nodes pull the vLLM image through an ECR pull-through cache "
                   "of this environment"),
+    ContextOption("compile_cache", _code(field_default(EnvironmentConfig, "compile_cache")),
+                  "vLLM's torch.compile cache on the shared EFS volume, one directory per "
+                  "placement: a later replica skips compiling; see \"Cold start\""),
+    ContextOption("parallel_image_pull",
+                  _code(field_default(EnvironmentConfig, "parallel_image_pull")),
+                  "GPU nodes pull images with Bottlerocket's SOCI snapshotter in parallel "
+                  "pull/unpack mode; changing it replaces the GPU nodes; see \"Cold start\""),
+    ContextOption("bench_datasets", _code(",".join(d.value for d in _BENCHMARK.datasets)),
+                  "benchmark workloads, one suspended CronJob per model each: `random`, "
+                  "`prefix_repetition` (shared prefixes: the prefix cache), `sharegpt` (real "
+                  "conversations; the staging Job stages them to S3); see \"Benchmark the "
+                  "endpoint\""),
+    ContextOption("bench_input_len", _code(_BENCHMARK.input_len),
+                  "prompt tokens per benchmark request (random and prefix_repetition)"),
+    ContextOption("bench_output_len", _code(_BENCHMARK.output_len),
+                  "tokens generated per benchmark request"),
+    ContextOption("bench_request_rate", _code(f"{_BENCHMARK.request_rate:g}"),
+                  "benchmark requests per second (Poisson arrivals); `inf` sends them all "
+                  "at once"),
+    ContextOption("bench_max_concurrency", "the model's `min_concurrency`",
+                  "most benchmark requests in flight at once"),
+    ContextOption("bench_num_prompts", _code(_BENCHMARK.num_prompts),
+                  "requests per benchmark run"),
 )
 
 

@@ -57,6 +57,7 @@ class KarpenterProps:
     plans: tuple[DeploymentPlan, ...]
     gpu_instance_types: tuple[str, ...]
     efa: EfaPoolSettings | None = None  # -c efa=true: the EFA pool (its placement group)
+    parallel_image_pull: bool = False  # -c parallel_image_pull: SOCI on the GPU nodes
     availability_zones: tuple[str, ...]  # the zones both NodePools launch into
     gpu_limit: int  # total nvidia.com/gpu Karpenter may add
     cpu_limit: int  # total vCPUs of the general pool
@@ -128,6 +129,7 @@ class Karpenter(Construct):
                 availability_zones=props.availability_zones,
                 gpu_limit=props.gpu_limit, cpu_limit=props.cpu_limit,
                 gpu_data_volume_gib=gpu_data_volume_gib(props.plans), efa=props.efa,
+                parallel_image_pull=props.parallel_image_pull,
             ),
         )
         self.pools = eks.KubernetesManifest(self, "NodePools", cluster=cluster,

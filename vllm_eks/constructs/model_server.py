@@ -11,8 +11,16 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from ..config import ConfigError, ModelConfig
+from ..config import BenchDataset, BenchmarkConfig, ConfigError, ModelConfig
 from ..k8s_charts import render
+from ..k8s_charts.benchmark import (
+    SHAREGPT_KEY,
+    TOKENIZER_FILES,
+    BenchmarkChart,
+    BenchmarkProps,
+    benchmark_account,
+    benchmark_results_prefix,
+)
 from ..k8s_charts.model_pods import server_account
 from ..k8s_charts.vllm import VllmChart, VllmChartProps, app_name
 from ..k8s_charts.vllm_lws import LWS_API_VERSION, VllmLwsChart
@@ -49,6 +57,13 @@ class ModelServerProps:
     efa_interfaces: int = 0
     # Applied before the model (the namespace, its policies and the cache claim).
     after: tuple[Construct, ...] = ()
+    # The benchmark CronJobs (None: none) and the router URL they send to.
+    benchmark: BenchmarkConfig | None = None
+    benchmark_url: str | None = None
+    # Whether this model's staging Job also stages the environment's benchmark datasets
+    # (one model's does: they are shared).
+    stage_datasets: bool = False
+    compile_cache: bool = True  # vLLM's torch.compile cache on EFS (VllmChartProps)
 
 
 class ModelServer:
@@ -63,7 +78,7 @@ class ModelServer:
     again and then deleted by CloudFormation's cleanup, taking its objects with it).
 
     Hooks a subclass may override: `chart_class()`, `chart_props()`, `scale_target()`,
-    `pod_pattern()`. Use the subclass
+    `pod_pattern()`, `benchmark_props()`. Use the subclass
     through `VllmService.model_server_class()`.
     """
 
@@ -99,7 +114,16 @@ class ModelServer:
                 weights_bucket=props.bucket.bucket_name, model_prefix=self.weights_prefix,
                 hf_token_secret_arn=hf_token_secret.secret_arn,
                 hf_revision=props.model.revision, namespace=props.namespace,
-                image_cache_prefix=props.image_cache_prefix))
+                image_cache_prefix=props.image_cache_prefix,
+                stage_sharegpt=self.stages_sharegpt))
+            if self.stages_sharegpt:
+                self.stager_role.add_to_principal_policy(iam.PolicyStatement(
+                    sid="StageBenchmarkDataset", actions=["s3:GetObject", "s3:PutObject"],
+                    resources=[props.bucket.arn_for_objects(SHAREGPT_KEY)]))
+                self.stager_role.add_to_principal_policy(iam.PolicyStatement(
+                    sid="ListBenchmarkDataset", actions=["s3:ListBucket"],
+                    resources=[props.bucket.bucket_arn],
+                    conditions={"StringEquals": {"s3:prefix": [SHAREGPT_KEY]}}))
             self.staging = eks.KubernetesManifest(scope, self.model_id("WeightsStaging"),
                                                   cluster=props.cluster,
                                                   manifest=staging.to_json(), prune=True)
@@ -128,6 +152,9 @@ class ModelServer:
             scope, self.model_id("Observability"), cluster=props.cluster,
             manifest=observability.to_json(), prune=True)
         self.observability.node.add_dependency(self.manifest)
+        self.benchmark: eks.KubernetesManifest | None = None
+        if props.benchmark is not None and props.benchmark_url is not None:
+            self._benchmark(props.benchmark, props.benchmark_url)
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -163,6 +190,7 @@ class ModelServer:
             namespace=props.namespace,
             image_cache_prefix=props.image_cache_prefix,
             gpu_limit=props.gpu_limit,
+            compile_cache=props.compile_cache,
             image=props.efa_image,
             efa_interfaces=props.efa_interfaces,
         )
@@ -173,7 +201,66 @@ class ModelServer:
             return group_pods(self.name)
         return deployment_pods(self.name)
 
+    @property
+    def stages_sharegpt(self) -> bool:
+        """Whether this model's staging Job stages ShareGPT: the first model's, when a
+        benchmark uses it and weights are staged at all (with `-c model_source=hf` no
+        staging Job runs, and the sharegpt workload is refused at parse time)."""
+        benchmark = self.props.benchmark
+        return (benchmark is not None and BenchDataset.SHAREGPT in benchmark.datasets
+                and self.props.stage_datasets)
+
+    def benchmark_props(self, benchmark: BenchmarkConfig, url: str) -> BenchmarkProps:
+        props = self.props
+        kind = self.scale_target()[1].lower()
+        return BenchmarkProps(
+            plan=props.model.plan, served_name=props.model.served_name, benchmark=benchmark,
+            base_url=url, ttft_slo_ms=props.alerts.ttft_slo_seconds * 1000,
+            region=props.region, weights_bucket=props.bucket.bucket_name,
+            api_key_secret_arn=props.api_key.secret_arn,
+            replicas_of=f"{kind}/{self.name}",
+            tokenizer_prefix=(None if props.model_source is ModelSource.HF
+                              else self.weights_prefix),
+            hf_token_secret_arn=props.hf_token_secret.secret_arn,
+            hf_revision=props.model.revision, namespace=props.namespace,
+            image_cache_prefix=props.image_cache_prefix)
+
     # -- parts -------------------------------------------------------------------------
+
+    def _benchmark(self, benchmark: BenchmarkConfig, url: str) -> None:
+        """The benchmark's role (write its results prefix; read the tokenizer files, the
+        staged ShareGPT file, the API key), its association and its chart."""
+        props, key = self.props, self.props.model.plan.model.key
+        bucket = props.bucket
+        statements = [iam.PolicyStatement(
+            sid="WriteResults", actions=["s3:PutObject"],
+            resources=[bucket.arn_for_objects(f"{benchmark_results_prefix(key)}*")])]
+        if props.model_source is not ModelSource.HF:
+            statements.append(iam.PolicyStatement(
+                sid="ReadTokenizer", actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{self.weights_prefix}{name}")
+                           for name in TOKENIZER_FILES]))
+        if BenchDataset.SHAREGPT in benchmark.datasets:
+            statements.append(iam.PolicyStatement(
+                sid="ReadDataset", actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(SHAREGPT_KEY)]))
+        self.benchmark_role = pod_identity_role(
+            self.scope, self.model_id("BenchmarkRole"),
+            description=f"Benchmark of {key}: writes its results", statements=statements,
+            wildcard_reason="Result files under this model's benchmarks/ prefix only: "
+            "each run names its file by its start time.")
+        props.api_key.grant_read(self.benchmark_role)
+        if props.model_source is ModelSource.HF:
+            props.hf_token_secret.grant_read(self.benchmark_role)
+        identity = self._associate("BenchmarkPodIdentity", benchmark_account(key),
+                                   self.benchmark_role)
+        chart = render(BenchmarkChart, f"{self.name}-benchmark",
+                       props=self.benchmark_props(benchmark, url))
+        self.benchmark = eks.KubernetesManifest(self.scope, self.model_id("Benchmark"),
+                                                cluster=props.cluster,
+                                                manifest=chart.to_json(), prune=True)
+        self.benchmark.node.add_dependency(*props.after, identity, self.benchmark_role)
+
 
     def model_id(self, role: str) -> str:
         """Construct ID of one of the model's resources: the role, then the model's key.

@@ -12,9 +12,15 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from ..config import EndpointConfig, EndpointScheme, ModelConfig
+from ..config import BenchmarkConfig, EndpointConfig, EndpointScheme, ModelConfig
 from ..k8s_charts import render
-from ..k8s_charts.router import ROUTER_NAME, IngressSettings, RouterChart, RouterChartProps
+from ..k8s_charts.router import (
+    ROUTER_NAME,
+    IngressSettings,
+    RouterChart,
+    RouterChartProps,
+    router_url,
+)
 from ..models import GPU_INSTANCES
 from ..models.instances import efa_interfaces
 from ..models.sources import ModelSource
@@ -50,6 +56,9 @@ class VllmServiceProps:
     # Applied before the service (the namespace, its policies and the cache claim).
     # (): no ordering within the stack.
     after: tuple[Construct, ...] = ()
+    # Every model's benchmark CronJobs (README, "Benchmark the endpoint"); None: none.
+    benchmark: BenchmarkConfig | None = None
+    compile_cache: bool = True  # vLLM's torch.compile cache on EFS
 
 
 class VllmService(Construct):
@@ -87,6 +96,8 @@ class VllmService(Construct):
                 image_cache_prefix=props.image_cache_prefix,
                 gpu_limit=props.gpu_limits.get(model.key),
                 **self._efa(model),
+                benchmark=props.benchmark, benchmark_url=router_url(props.namespace),
+                stage_datasets=model is props.models[0], compile_cache=props.compile_cache,
                 after=props.after))
 
         self.router_role = pod_identity_role(

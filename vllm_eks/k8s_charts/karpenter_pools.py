@@ -13,8 +13,8 @@ from ..bottlerocket import (
     BOTTLEROCKET_DATA_VOLUME,
     BOTTLEROCKET_OS_VOLUME,
     BOTTLEROCKET_OS_VOLUME_GIB,
-    GPU_NODE_SETTINGS,
     gpu_data_volume_performance,
+    gpu_node_settings,
 )
 from ..labels import ENVIRONMENT_TAG, GPU_TAINT_KEY, NODE_ROLE_LABEL
 from ..models import CapacityType, DeploymentPlan
@@ -41,6 +41,7 @@ class KarpenterPoolsProps:
     gpu_data_volume_gib: int  # a GPU node's EBS data volume (gpu_data_volume_gib(plans))
     general_data_volume_gib: int = 100  # room for the vLLM image the staging Job uses
     efa: EfaPoolSettings | None = None  # -c efa=true: the EFA node class and pool
+    parallel_image_pull: bool = False  # -c parallel_image_pull: SOCI on the GPU nodes
 
 
 class KarpenterPoolsChart(cdk8s.Chart):
@@ -147,10 +148,11 @@ class KarpenterPoolsChart(cdk8s.Chart):
                      ENVIRONMENT_TAG: self.props.cluster_name},
         }
         if gpu:
-            # Every planned GPU type has local NVMe: striped, it holds container images,
-            # the vLLM compile cache and emptyDir volumes at NVMe speed.
+            # Every planned GPU type has local NVMe: striped, it holds container images
+            # and emptyDir volumes at NVMe speed.
             spec["instanceStorePolicy"] = "RAID0"
-            spec["userData"] = GPU_NODE_SETTINGS
+            spec["userData"] = gpu_node_settings(
+                parallel_image_pull=self.props.parallel_image_pull)
         return spec
 
     def _gpu_pool(self) -> dict:

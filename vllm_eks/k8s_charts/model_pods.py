@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from cdk8s_plus_35 import k8s
 
 from .. import versions
+from ..labels import NODE_ROLE_LABEL
 from ..naming import ROUTER_NAME, app_name
 from .pod_security import container_security_context
 
@@ -23,6 +24,9 @@ POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"  # EKS Pod Identity agent (link-lo
 # instance and the model), and no other pod: the router sends to what they select.
 MODEL_SELECTOR = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/part-of": "vllm-eks"}
 ROUTER_LABELS = {"app.kubernetes.io/name": ROUTER_NAME, "app.kubernetes.io/part-of": "vllm-eks"}
+# Every model's benchmark pods (benchmark.py): the router's NetworkPolicy lets them in.
+BENCHMARK_LABELS = {"app.kubernetes.io/name": "vllm-benchmark",
+                    "app.kubernetes.io/part-of": "vllm-eks"}
 
 
 def server_account(model_key: str) -> str:
@@ -83,6 +87,15 @@ def stage_script_container(*, name: str, image: str, mode: str, env: dict[str, s
             limits={"memory": k8s.Quantity.from_string(memory_limit)}),
         volume_mounts=[scripts, *volume_mounts],
     )
+
+
+def cpu_nodes_only() -> k8s.Affinity:
+    """System or general (CPU) nodes: a GPU node's capacity is for serving."""
+    return k8s.Affinity(node_affinity=k8s.NodeAffinity(
+        required_during_scheduling_ignored_during_execution=k8s.NodeSelector(
+            node_selector_terms=[k8s.NodeSelectorTerm(match_expressions=[
+                k8s.NodeSelectorRequirement(key=NODE_ROLE_LABEL, operator="In",
+                                            values=["system", "general"])])])))
 
 
 def egress_to_aws_apis() -> list[k8s.NetworkPolicyEgressRule]:

@@ -24,7 +24,7 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from ..openai_api import FIXED_RESPONSE_MAX_BYTES, model_list
-from .model_pods import MODEL_SELECTOR, ROUTER_LABELS, ROUTER_NAME
+from .model_pods import BENCHMARK_LABELS, MODEL_SELECTOR, ROUTER_LABELS, ROUTER_NAME
 from .monitoring import PROMETHEUS_SELECTOR_LABELS
 from .objects import (
     cluster_ip_service,
@@ -66,6 +66,11 @@ SCRAPE_INTERVAL = "15s"
 # The router's pods: the models' NetworkPolicies let in ROUTER_LABELS (model_pods.py).
 ROUTER_POD_LABELS = {**ROUTER_LABELS, "app.kubernetes.io/instance": ROUTER_NAME,
                      "app.kubernetes.io/component": "router"}
+
+
+def router_url(namespace: str) -> str:
+    """The router's in-cluster URL (its Service), for clients inside the cluster."""
+    return f"http://{ROUTER_NAME}.{namespace}.svc:{PORT}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -295,6 +300,8 @@ class RouterChart(RouterPodMixin, cdk8s.Chart):
             namespace_selector=namespace(self.props.monitoring_namespace))]
         models = [k8s.NetworkPolicyPeer(
             pod_selector=k8s.LabelSelector(match_labels=self.props.model_selector))]
+        benchmarks = [k8s.NetworkPolicyPeer(
+            pod_selector=k8s.LabelSelector(match_labels=BENCHMARK_LABELS))]
         api_server = [k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr))
                       for cidr in self.props.api_server_cidrs]
         # DNS is also opened namespace-wide by the namespace chart; stated here so the
@@ -310,7 +317,8 @@ class RouterChart(RouterPodMixin, cdk8s.Chart):
                 pod_selector=k8s.LabelSelector(match_labels=self.app_labels),
                 policy_types=["Ingress", "Egress"],
                 ingress=[k8s.NetworkPolicyIngressRule(from_=load_balancer, ports=tcp(PORT)),
-                         k8s.NetworkPolicyIngressRule(from_=prometheus, ports=tcp(PORT))],
+                         k8s.NetworkPolicyIngressRule(from_=prometheus, ports=tcp(PORT)),
+                         k8s.NetworkPolicyIngressRule(from_=benchmarks, ports=tcp(PORT))],
                 # No AWS API: the CSI driver fetches the key with the pod's identity.
                 egress=[k8s.NetworkPolicyEgressRule(to=models, ports=tcp(ENGINE_PORT)),
                         k8s.NetworkPolicyEgressRule(to=api_server, ports=tcp(443)),

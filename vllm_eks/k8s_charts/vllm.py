@@ -74,6 +74,9 @@ class VllmChartProps:
     # The model's GPU limit (EnvironmentConfig.model_gpu_limit): node types with more GPUs
     # are left out of the node affinity, and of the GPU pool. None: no limit.
     gpu_limit: int | None = None
+    # vLLM's torch.compile cache on the shared EFS volume (a later replica of the same
+    # placement skips compiling); False: in the pod's own cache volume.
+    compile_cache: bool = True
 
 
 class VllmChart(VllmPodSpecMixin, VllmNetworkingMixin, cdk8s.Chart):

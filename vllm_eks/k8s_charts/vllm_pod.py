@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 from cdk8s_plus_35 import k8s
 
+from .. import versions
 from ..labels import GPU_TAINT_KEY
 from ..models import CapacityType
 from ..models.profile import GIB
-from ..models.sources import ModelSource, startup_budget_seconds
+from ..models.sources import STREAMER_CONCURRENCY, ModelSource, startup_budget_seconds
 from .inference_namespace import MODEL_CACHE_CLAIM
 from .model_pods import (
     EFS_MOUNT,
@@ -41,6 +42,10 @@ PORT_NAME = "http"
 HEALTH_PATH = "/health"
 SECRETS_DIR = "/var/run/secrets/vllm-eks"
 CACHE_DIR = "/cache"
+# VLLM_CACHE_ROOT (torch.compile, Inductor, FlashInfer autotuning caches) on the EFS claim,
+# under COMPILE_CACHE_PREFIX/<placement>.
+COMPILE_CACHE_DIR = "/compile-cache"
+COMPILE_CACHE_PREFIX = "compile-cache"
 SECRETS_STORE_DRIVER = "secrets-store.csi.k8s.io"
 
 # Draining: the preStop pause lets the load balancer deregister the pod before vLLM stops
@@ -52,8 +57,8 @@ STARTUP_PROBE_PERIOD_SECONDS = 10
 # Share of the node's vCPUs and memory (pro rata to the GPUs a replica takes) requested
 # by vLLM; the rest is left to the kubelet and the DaemonSets.
 NODE_SHARE = 0.75
-# Run:ai streamer: 16 concurrent S3 range reads, host buffer capped at 5 GiB.
-STREAMER_CONCURRENCY = 16
+# Run:ai streamer: concurrent S3 range reads as its benchmark's best (sources.py), host
+# buffer capped at 5 GiB.
 STREAMER_MEMORY_LIMIT_BYTES = 5 * GIB
 
 
@@ -78,7 +83,8 @@ class VllmPodSpecMixin:
 
     @property
     def startup_budget_seconds(self) -> int:
-        return startup_budget_seconds(self.model, self.props.model_source)
+        return startup_budget_seconds(self.model, self.props.model_source,
+                                      self.plan.chosen.instance, self.plan.nodes)
 
     def model_location(self) -> str:
         """What `vllm serve` is given as the model: an s3:// URI, a path on the EFS
@@ -150,7 +156,22 @@ class VllmPodSpecMixin:
         }
         if self.props.model_source is not ModelSource.HF:
             values["HF_HUB_OFFLINE"] = "1"  # everything comes from S3 / EFS
+        if self.props.compile_cache:
+            values["VLLM_CACHE_ROOT"] = COMPILE_CACHE_DIR
         return [k8s.EnvVar(name=k, value=v) for k, v in values.items()]
+
+    @property
+    def compile_cache_path(self) -> str:
+        """This placement's directory of the shared compile cache, relative to the EFS
+        claim: one per vLLM image, GPU type, model and parallelism (vLLM hashes these into
+        its own subdirectories too; the path keeps placements apart for people and for
+        cleanup). vLLM 0.33 writes its artifacts to a temporary file and renames it, so
+        replicas starting at once are safe: each compiles, the last rename wins."""
+        plan = self.plan
+        image = (self.props.image or versions.VLLM_IMAGE).rsplit(":", 1)[-1]
+        gpu = plan.chosen.instance.gpu.name.removeprefix("NVIDIA ").lower().replace(" ", "-")
+        return (f"{COMPILE_CACHE_PREFIX}/{'custom' if self.props.image else image}/{gpu}/"
+                f"{self.model.key}/tp{plan.tensor_parallel}-pp{plan.nodes}")
 
     def volumes(self) -> list[k8s.Volume]:
         weights_gib = math.ceil(self.model.weight_bytes / GIB)
@@ -177,6 +198,12 @@ class VllmPodSpecMixin:
                 name="model-cache",
                 persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
                     claim_name=MODEL_CACHE_CLAIM, read_only=True)))
+        if self.props.compile_cache:
+            # The same claim, writable, but mounted at this placement's directory only.
+            volumes.append(k8s.Volume(
+                name="compile-cache",
+                persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
+                    claim_name=MODEL_CACHE_CLAIM)))
         return volumes
 
     def volume_mounts(self) -> list[k8s.VolumeMount]:
@@ -189,6 +216,9 @@ class VllmPodSpecMixin:
         if self.props.model_source is ModelSource.EFS:
             mounts.append(k8s.VolumeMount(name="model-cache", mount_path=EFS_MOUNT,
                                           read_only=True))
+        if self.props.compile_cache:
+            mounts.append(k8s.VolumeMount(name="compile-cache", mount_path=COMPILE_CACHE_DIR,
+                                          sub_path=self.compile_cache_path))
         return mounts
 
     def container(self) -> k8s.Container:

@@ -12,15 +12,16 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from .. import versions
-from ..labels import NODE_ROLE_LABEL
 from ..models import ModelProfile
 from ..models.profile import GIB
 from ..models.sources import ModelSource
+from .benchmark import SHAREGPT_FILE, SHAREGPT_KEY, SHAREGPT_REPO
 from .inference_namespace import MODEL_CACHE_CLAIM
 from .model_pods import (
     EFS_MOUNT,
     STAGE_SCRIPT,
     app_name,
+    cpu_nodes_only,
     efs_model_dir,
     egress_to_aws_apis,
     scripts_configmap,
@@ -55,6 +56,8 @@ class WeightsStagingProps:
     namespace: str = "inference"
     # None: the vLLM image from Docker Hub; else the ECR pull-through cache's prefix.
     image_cache_prefix: str | None = None
+    # Also stage the ShareGPT benchmark dataset (-c bench_datasets names `sharegpt`).
+    stage_sharegpt: bool = False
 
 
 class WeightsStagingChart(cdk8s.Chart):
@@ -87,6 +90,8 @@ class WeightsStagingChart(cdk8s.Chart):
                     props.model_source.value, versions.VLLM_IMAGE, script, name]
         if props.image_cache_prefix:  # only when set: the default Job keeps its name
             identity.append(props.image_cache_prefix)
+        if props.stage_sharegpt:  # likewise
+            identity.append(SHAREGPT_KEY)
         digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:8]
         k8s.KubeJob(
             self, "Job",
@@ -118,6 +123,9 @@ class WeightsStagingChart(cdk8s.Chart):
             "TMPDIR": "/scratch",
             "HF_HUB_DISABLE_TELEMETRY": "1",
         }
+        if props.stage_sharegpt:
+            env.update(DATASET_S3_KEY=SHAREGPT_KEY, DATASET_REPO=SHAREGPT_REPO,
+                       DATASET_FILE=SHAREGPT_FILE)
         mounts = [k8s.VolumeMount(name="scratch", mount_path="/scratch")]
         volumes = [
             k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
@@ -149,13 +157,7 @@ class WeightsStagingChart(cdk8s.Chart):
                     security_context=pod_security_context(),
                     # CPU nodes only: a GPU node would sit under a copy job (and a replica
                     # sharing it might not fit next to it).
-                    affinity=k8s.Affinity(node_affinity=k8s.NodeAffinity(
-                        required_during_scheduling_ignored_during_execution=k8s.NodeSelector(
-                            node_selector_terms=[k8s.NodeSelectorTerm(match_expressions=[
-                                k8s.NodeSelectorRequirement(
-                                    key=NODE_ROLE_LABEL, operator="In",
-                                    values=["system", "general"]),
-                            ])]))),
+                    affinity=cpu_nodes_only(),
                     containers=[stage_script_container(
                         name="stage", image=vllm_image(props.image_cache_prefix),
                         mode="stage", env=env, cpu="1", memory="4Gi",

@@ -160,6 +160,38 @@ EFA_INTERFACES: dict[str, int] = {
 }
 
 
+# Network bandwidth, Gbit/s. Baseline: Karpenter v1.14.1's generated instance-type
+# reference (website/content/en/docs/reference/instance-types.md), the label
+# `karpenter.k8s.aws/instance-network-bandwidth` (Mbps), which is EC2's baseline.
+NETWORK_BASELINE_GBPS: dict[str, float] = {
+    "g5.xlarge": 2.5, "g5.2xlarge": 5, "g5.4xlarge": 10, "g5.8xlarge": 25,
+    "g5.12xlarge": 40, "g5.16xlarge": 25, "g5.24xlarge": 50, "g5.48xlarge": 100,
+    "g6.xlarge": 2.5, "g6.2xlarge": 5, "g6.4xlarge": 10, "g6.8xlarge": 25,
+    "g6.12xlarge": 40, "g6.16xlarge": 25, "g6.24xlarge": 50, "g6.48xlarge": 100,
+    "g6e.xlarge": 2.5, "g6e.2xlarge": 5, "g6e.4xlarge": 20, "g6e.8xlarge": 25,
+    "g6e.12xlarge": 100, "g6e.16xlarge": 35, "g6e.24xlarge": 200, "g6e.48xlarge": 400,
+    "p4d.24xlarge": 400, "p4de.24xlarge": 400, "p5.4xlarge": 100,
+    "p5.48xlarge": 3200, "p5e.48xlarge": 3200, "p5en.48xlarge": 3200,
+}
+# The "up to" figure of types that burst above their baseline with network I/O credits
+# ("typically from 5 to 60 minutes", EC2 user guide, "Amazon EC2 instance network
+# bandwidth"): one model load is far shorter. g5: the EC2 accelerated-computing network
+# table (awsdocs/amazon-ec2-user-guide, 2023); g6 and g6e: the AWS G6 / G6e product pages
+# (not in that snapshot of the guide).
+NETWORK_BURST_GBPS: dict[str, float] = {
+    "g5.xlarge": 10, "g5.2xlarge": 10, "g5.4xlarge": 25,
+    "g6.xlarge": 10, "g6.2xlarge": 10, "g6.4xlarge": 25,
+    "g6e.xlarge": 20, "g6e.2xlarge": 20,
+}
+
+
+def network_gbps(instance: GpuInstance, *, sustained: bool) -> float:
+    """The type's bandwidth: its baseline when `sustained` (what a budget may count on),
+    else what one load gets (the burst figure where the type bursts)."""
+    baseline = NETWORK_BASELINE_GBPS[instance.instance_type]
+    return baseline if sustained else NETWORK_BURST_GBPS.get(instance.instance_type, baseline)
+
+
 def efa_interfaces(instance: GpuInstance) -> int:
     """EFA interfaces of a type (0 without EFA): a pod that wants them all requests this."""
     if not instance.efa:

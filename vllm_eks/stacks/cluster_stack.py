@@ -61,7 +61,7 @@ class ClusterStack(cdk.Stack):
                 gpu_instance_types=config.gpu_pool_instance_types,
                 availability_zones=config.network.availability_zones,
                 gpu_limit=config.gpu_pool_gpu_limit, cpu_limit=config.cluster.cpu_limit,
-                efa=efa,
+                efa=efa, parallel_image_pull=config.parallel_image_pull,
             ),
         )
         self.storage = StorageDrivers(

@@ -131,7 +131,7 @@ class PipelineStack(cdk.Stack):
         # loads the model before the endpoint answers (hours for DeepSeek-R1 from
         # Hugging Face); a later one finds them in place and passes at its first poll.
         ready = max(first_ready_seconds(model.plan.model, environment.model_source,
-                                        model.plan.nodes)
+                                        model.plan.chosen.instance, model.plan.nodes)
                     for model in environment.models)
         timeout = (ready + 59) // 60 * 60  # CodeBuild counts whole minutes
         smoke = pipelines.CodeBuildStep(

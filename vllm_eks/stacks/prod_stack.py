@@ -50,6 +50,7 @@ class ProdStack(cdk.Stack):
                 gpu_limits={model.key: config.model_gpu_limit(model) for model in config.models},
                 efa_models=frozenset(model.key for model in config.efa_models),
                 efa_image=efa_image,
+                benchmark=config.benchmark, compile_cache=config.compile_cache,
                 after=(namespace,),
             ),
         )

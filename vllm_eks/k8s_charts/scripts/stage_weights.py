@@ -6,7 +6,8 @@ records a finished stage, so re-running the Job costs one request. The Hugging F
 token is read from Secrets Manager at run time; it is never in a manifest.
 
     stage_weights.py stage   # Job: Hugging Face -> s3://$WEIGHTS_BUCKET/$MODEL_PREFIX
-                             #      (-> $EFS_MODEL_DIR when set)
+                             #      (-> $EFS_MODEL_DIR when set), and a benchmark
+                             #      dataset to s3://$WEIGHTS_BUCKET/$DATASET_S3_KEY when set
     stage_weights.py wait    # init container of vLLM: block until the marker exists
 """
 
@@ -126,8 +127,25 @@ def sync_efs(s3, bucket, prefix, directory):
     (directory / MARKER).write_text(json.dumps({"source": f"s3://{bucket}/{prefix}"}))
 
 
+def stage_dataset(s3, bucket, key, repo, filename):
+    """A benchmark dataset (a file of a Hugging Face dataset repository) to `key`, once."""
+    if s3_size(s3, bucket, key) is not None:
+        print(f"s3://{bucket}/{key} is already staged", flush=True)
+        return
+    from huggingface_hub import hf_hub_download
+
+    scratch = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / "dataset"
+    local = hf_hub_download(repo, filename, repo_type="dataset", local_dir=scratch)
+    s3.upload_file(local, bucket, key)
+    os.remove(local)
+    print(f"staged dataset {repo}/{filename} to s3://{bucket}/{key}", flush=True)
+
+
 def stage():
     s3, bucket, prefix = s3_client(), env("WEIGHTS_BUCKET"), env("MODEL_PREFIX")
+    if os.environ.get("DATASET_S3_KEY"):
+        stage_dataset(s3, bucket, env("DATASET_S3_KEY"), env("DATASET_REPO"),
+                      env("DATASET_FILE"))
     if s3_size(s3, bucket, prefix + MARKER) is None:
         stage_s3(s3, bucket, prefix)
     else:
