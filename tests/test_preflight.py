@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 from vllm_eks import versions
 from vllm_eks.cli import main
 from vllm_eks.config import EnvironmentConfig
+from vllm_eks.install_order import LAMBDA_CONCURRENCY_NEEDED
 from vllm_eks.preflight.aws import Clients
 from vllm_eks.preflight.capacity import max_vcpus
 from vllm_eks.preflight.checks import (
@@ -36,7 +37,7 @@ ACCOUNT = "123456789012"
 CALLER = f"arn:aws:iam::{ACCOUNT}:user/deployer"
 CERTIFICATE_ARN = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/platform-admins"
-SERVICES = ("sts", "ssm", "service-quotas", "ec2", "eks", "acm", "iam")
+SERVICES = ("sts", "ssm", "service-quotas", "ec2", "eks", "lambda", "acm", "iam")
 ZONES = (f"{REGION}a", f"{REGION}b", f"{REGION}c")
 AMI_PARAMETER = bottlerocket_ami_parameter(versions.BOTTLEROCKET_VERSION)
 ALWAYS_ADDONS = {k: v for k, v in versions.EKS_ADDON_VERSIONS.items()
@@ -70,6 +71,9 @@ class Account:
     certificate: dict | None = None
     role_exists: bool = True
     addon_error: str | None = None
+    # GetAccountSettings' AccountLimit, or an error code.
+    lambda_limit: dict | str = field(default_factory=lambda: {
+        "ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000})
 
     def run(self, aws_clients, **context: str) -> tuple[int, str]:
         config = EnvironmentConfig.from_context({"region": REGION, **context}.get)
@@ -133,6 +137,12 @@ class Account:
             stubs["eks"].add_response("describe_addon_versions", {"addons": [{
                 "addonName": name,
                 "addonVersions": [{"addonVersion": v} for v in published]}]}, params)
+        if isinstance(self.lambda_limit, str):
+            stubs["lambda"].add_client_error("get_account_settings", self.lambda_limit,
+                                             "Rate exceeded", 400, expected_params={})
+        else:
+            stubs["lambda"].add_response("get_account_settings",
+                                         {"AccountLimit": self.lambda_limit}, {})
         if config.endpoint.certificate_arn:
             stubs["acm"].add_response("describe_certificate", {"Certificate": {
                 "CertificateArn": CERTIFICATE_ARN, "DomainName": "llm.example.com",
@@ -185,13 +195,15 @@ def test_an_account_ready_to_deploy(aws_clients):
     code, out = Account().run(aws_clients, **FULL)
     assert code == 0, out
     assert not rows(out, "problem") and not rows(out, "warning") and not rows(out, "could not")
-    assert len(rows(out, "ok")) == 9  # credentials, bootstrap, G quota, standard quota,
-    # offerings, AMI, add-ons, certificate, role
+    assert len(rows(out, "ok")) == 10  # credentials, bootstrap, G quota, standard quota,
+    # offerings, AMI, add-ons, Lambda concurrency, certificate, role
     assert out.splitlines()[0].startswith(
         f"vllm-eks preflight: deepseek-r1-distill-llama-8b on g6e.xlarge (on-demand), "
         f"account {ACCOUNT}, region {REGION}")
     assert "ami-0123456789abcdef0" in out and CALLER in out
-    assert out.rstrip().endswith("9 ok: ready to deploy.")
+    assert out.rstrip().endswith("10 ok: ready to deploy.")
+    (lambda_row,) = [row for row in rows(out, "ok") if "Lambda concurrency" in row]
+    assert "1000 unreserved concurrent executions (quota 1000)" in lambda_row
 
 
 def test_zero_p_quota_names_the_quota_and_the_vcpus_needed(aws_clients):
@@ -307,6 +319,55 @@ def test_other_aws_errors_are_reported_on_their_row(aws_clients):
     assert code == 0
     (unchecked,) = rows(out, "could not check")
     assert "EKS add-ons eks:DescribeAddonVersions failed: ThrottlingException" in unchecked
+
+
+def test_lambda_concurrency_exactly_at_the_need_is_ok(aws_clients):
+    assert LAMBDA_CONCURRENCY_NEEDED == 10
+    account = Account(lambda_limit={"ConcurrentExecutions": 10,
+                                    "UnreservedConcurrentExecutions": 10})
+    code, out = account.run(aws_clients)
+    assert code == 0, out
+    (row,) = [r for r in rows(out, "ok") if "Lambda concurrency" in r]
+    assert f"10 unreserved concurrent executions (quota 10) in {REGION}" in row
+    assert "the deploy needs 10" in row
+
+
+def test_lambda_concurrency_without_an_unreserved_value_uses_the_quota(aws_clients):
+    code, out = Account(lambda_limit={"ConcurrentExecutions": 1000}).run(aws_clients)
+    assert code == 0, out
+    (row,) = [r for r in rows(out, "ok") if "Lambda concurrency" in r]
+    assert f"1000 concurrent executions in {REGION}" in row
+
+
+def test_reserved_concurrency_leaving_too_little_is_a_problem(aws_clients):
+    account = Account(lambda_limit={"ConcurrentExecutions": 1000,
+                                    "UnreservedConcurrentExecutions": 8})
+    code, out = account.run(aws_clients)
+    assert code == 1
+    (problem,) = rows(out, "problem")
+    assert problem.startswith("problem Lambda concurrency the account has 8 unreserved "
+                              f"concurrent executions (quota 1000) in {REGION}; the deploy "
+                              "needs 10")
+    assert "would be throttled and a Helm release would fail half-way" in problem
+    # 992 stay reserved by other functions: the quota must hold them and the deploy's 10.
+    assert ("request a quota increase for Concurrent executions (L-B99A9384) to at least "
+            "1002") in problem
+    assert "--service-code lambda --quota-code L-B99A9384 --desired-value 1002" in problem
+    assert "free reserved concurrency" in problem
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    ("AccessDeniedException", "lambda:GetAccountSettings was denied to these credentials"),
+    ("ServiceException", "lambda:GetAccountSettings failed: ServiceException"),
+])
+def test_lambda_concurrency_that_cannot_be_read_is_listed_but_does_not_fail(
+        aws_clients, error, message):
+    code, out = Account(lambda_limit=error).run(aws_clients)
+    assert code == 0
+    (unchecked,) = rows(out, "could not check")
+    assert unchecked.startswith("could not check Lambda concurrency")
+    assert message in unchecked
+    assert "some checks could not run" in out
 
 
 @pytest.mark.parametrize(("certificate", "hostname", "message"), [

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .models.profile import ModelProfile
+from .models.sources import ModelSource, cold_start, staging_seconds
+from .models.instances import GpuInstance
+
 # Seconds to create one resource of a type, by CloudFormation type (typical, us-east-1).
 CREATE_SECONDS: dict[str, int] = {
     "AWS::EKS::Cluster": 540,
@@ -42,8 +46,18 @@ CREATE_SECONDS: dict[str, int] = {
 }
 # Anything else (subnets, routes, security groups, secrets, log groups...): seconds.
 DEFAULT_CREATE_SECONDS = 5
-# Helm releases that take longer than the default (the chart name in their properties).
-HELM_CHART_SECONDS: dict[str, int] = {"kube-prometheus-stack": 180}
+# Helm releases that take another time than the default (the chart name in their
+# properties): kube-prometheus-stack waits for Grafana, the operator, kube-state-metrics
+# and node-exporter; the others start no pod while the environment deploys (CRDs only, or
+# DaemonSets on GPU nodes, of which there is none yet), so Helm's wait returns once the
+# objects are applied, like a manifest.
+NO_POD_RELEASE_SECONDS = 20
+HELM_CHART_SECONDS: dict[str, int] = {
+    "kube-prometheus-stack": 180,
+    "karpenter-crd": NO_POD_RELEASE_SECONDS,
+    "dcgm-exporter": NO_POD_RELEASE_SECONDS,
+    "aws-efa-k8s-device-plugin": NO_POD_RELEASE_SECONDS,
+}
 # Per stack: CloudFormation's changeset, the CDK CLI's asset publishing and polling.
 STACK_OVERHEAD_SECONDS = 60
 
@@ -164,3 +178,88 @@ def stack_order(outdir: Path) -> list[str]:
     for name in sorted(stacks):
         visit(name)
     return order
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirstToken:
+    """A new environment's time to first token in parts (seconds): the deploy, then the
+    staging Job and the first GPU node side by side (both start when the prod stack
+    applies the model), then the replica's load on that node."""
+
+    deploy: int
+    staging: int  # Hugging Face -> S3 (and EFS), 0 for -c model_source=hf
+    node: int  # Karpenter's GPU node: launch, then the vLLM image
+    load: int  # pod start, weights, engine start with an empty compile cache
+
+    @property
+    def total(self) -> int:
+        return self.deploy + max(self.staging, self.node) + self.load
+
+
+def first_token(deploy_seconds: int, model: ModelProfile, source: ModelSource,
+                instance: GpuInstance, nodes: int = 1, *,
+                parallel_image_pull: bool = False) -> FirstToken:
+    """Typical figures from models/sources.py; the first start of a placement compiles
+    (its compile cache is empty)."""
+    parts = cold_start(model, source, instance, nodes, parallel_image_pull=parallel_image_pull)
+    return FirstToken(deploy=deploy_seconds, staging=staging_seconds(model, source),
+                      node=parts.node_launch + parts.image,
+                      load=parts.warm_node + parts.compile)
+
+
+def render_first_token(model_key: str, instance_type: str, parts: FirstToken) -> str:
+    def minutes(seconds: int) -> str:
+        return f"{seconds / 60:5.1f} min"
+
+    waits = "staging" if parts.staging >= parts.node else "GPU node and image"
+    return "\n".join([
+        f"Time to first token of a new environment ({model_key} on {instance_type}):",
+        f"  deploy (above)           {minutes(parts.deploy)}",
+        f"  weights staging          {minutes(parts.staging)}  (side by side with the "
+        "GPU node:",
+        f"  GPU node, vLLM image     {minutes(parts.node)}   the {waits} counts)",
+        f"  load, first compile      {minutes(parts.load)}",
+        f"  total                    {minutes(parts.total)}",
+    ])
+
+
+def prerequisites(template: dict) -> dict[str, set[str]]:
+    """Every resource of a template with all the resources it waits for, directly or
+    through others (the transitive closure of `dependencies`)."""
+    resources = template.get("Resources", {})
+    direct = {name: dependencies(resource, resources) for name, resource in resources.items()}
+    closure: dict[str, set[str]] = {}
+
+    def before(name: str) -> set[str]:
+        if name not in closure:
+            found: set[str] = set()
+            for dep in direct[name]:
+                found |= {dep, *before(dep)}
+            closure[name] = found
+        return closure[name]
+
+    for name in resources:
+        before(name)
+    return closure
+
+
+def max_in_flight(template: dict, types: set[str]) -> int:
+    """The most resources of `types` CloudFormation can ever create at once in a template,
+    whatever their create times: the largest set of them none of which waits for another
+    (by Dilworth's theorem, their count minus a maximum matching of "a before b")."""
+    after = prerequisites(template)
+    resources = template.get("Resources", {})
+    chosen = [name for name in resources if resources[name]["Type"] in types]
+    later = {a: [b for b in chosen if a in after[b]] for a in chosen}
+    matched: dict[str, str] = {}  # b -> the a matched to it
+
+    def augment(a: str, seen: set[str]) -> bool:
+        for b in later[a]:
+            if b not in seen:
+                seen.add(b)
+                if b not in matched or augment(matched[b], seen):
+                    matched[b] = a
+                    return True
+        return False
+
+    return len(chosen) - sum(augment(a, set()) for a in chosen)

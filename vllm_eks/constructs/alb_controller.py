@@ -58,7 +58,9 @@ class AlbController(Construct):
         identity = associate(self, "ControllerPodIdentity", cluster=cluster,
                              namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
                              role=self.role, pod_identity_agent=props.pod_identity_agent)
-        # `wait`: its webhooks must answer before any Ingress or Service is applied.
+        # `wait`: its Ingress webhook (failurePolicy Fail) must answer before any Ingress
+        # is applied. (Its pod webhook is Ignore by default, and limited to namespaces
+        # labelled for readiness gates.)
         self.chart = pinned_chart(
             self, "Chart", cluster=cluster, chart="aws-load-balancer-controller",
             release="aws-load-balancer-controller",
@@ -82,6 +84,11 @@ class AlbController(Construct):
             "ingressClass": INGRESS_CLASS,
             "createIngressClassResource": True,
             "defaultSSLPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            # The Service webhook (failurePolicy Fail) would admit every Service created in
+            # the cluster, so every other release would have to wait for this one. It only
+            # gives LoadBalancer Services to this controller, and the environment creates
+            # none (its endpoint is an Ingress).
+            "enableServiceMutatorWebhook": False,
             "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
                           "limits": {"memory": "512Mi"}},
         }

@@ -106,7 +106,8 @@ class Karpenter(Construct):
                              role=self.controller_role,
                              pod_identity_agent=props.pod_identity_agent)
 
-        crds = pinned_chart(
+        # CRDs only (no pods): installs while the system nodes start.
+        self.crds = pinned_chart(
             self, "Crds", cluster=cluster, chart="karpenter-crd",
             repository=versions.KARPENTER_CRD_CHART_REPOSITORY,
             version=versions.KARPENTER_VERSION, namespace=NAMESPACE,
@@ -118,7 +119,7 @@ class Karpenter(Construct):
             skip_crds=True,  # the CRD chart owns them, so upgrades upgrade the CRDs
             values=self.helm_values(cluster_name),
         )
-        self.controller.node.add_dependency(crds, identity, controller_policy, node_access,
+        self.controller.node.add_dependency(self.crds, identity, controller_policy, node_access,
                                             props.core_dns)
 
         pools = render(

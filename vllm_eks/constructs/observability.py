@@ -47,9 +47,13 @@ class ObservabilityProps:
     region: str  # where Grafana's SecretProviderClass reads its admin password
     vpc_cidr: str  # who may reach Grafana's internal ALB (with -c grafana_alb=true)
     efa: bool = False  # -c efa=true: dcgm-exporter also tolerates the EFA pool's taint
-    # Installed before the charts: storage classes, Secrets Store CSI, the ALB controller.
+    # Installed before the monitoring namespace and kube-prometheus-stack: the
+    # StorageClasses (Prometheus's and Alertmanager's volumes), the Secrets Store CSI
+    # driver and its AWS provider (the namespace holds Grafana's SecretProviderClass;
+    # Grafana mounts its password, and Helm waits for Grafana), and with grafana_alb the
+    # ALB controller (its Ingress webhook has failurePolicy Fail).
     # (): no ordering beyond the Pod Identity agent.
-    after: tuple[Construct, ...] = ()
+    after: tuple[IDependable, ...] = ()
 
 
 class Observability(Construct):
@@ -113,7 +117,8 @@ class Observability(Construct):
             repository=versions.KEDA_CHART_REPOSITORY, version=versions.KEDA_CHART_VERSION,
             namespace=KEDA_NAMESPACE, values=self.keda_values(),
         )
-        self.keda.node.add_dependency(self.dcgm)  # one Helm release at a time
+        # KEDA needs nothing above: its ScaledObjects come with the models, and its
+        # webhooks have failurePolicy Ignore. The cluster stack puts it in a lane.
         if props.config.cloudwatch:
             self._container_insights()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import aws_eks_v2 as eks
-from constructs import Construct
+from constructs import Construct, IDependable
 
 from .. import versions
 from .helm import pinned_chart
@@ -21,6 +21,10 @@ ROTATION_POLL_INTERVAL = "2m"
 class SecretsStoreCsiProps:
     cluster: eks.ICluster  # both charts are installed here, in kube-system
     region: str  # given to the AWS provider: its pods cannot reach the instance metadata service
+    # Both charts install after these: nodes able to run pods. The driver's chart applies
+    # its CRDs from a pre-install hook Job, and with no node a DaemonSet has no pods, so
+    # Helm's wait would check nothing.
+    after: tuple[IDependable, ...] = ()
 
 
 class SecretsStoreCsi(Construct):
@@ -50,7 +54,12 @@ class SecretsStoreCsi(Construct):
             version=versions.SECRETS_STORE_AWS_PROVIDER_CHART_VERSION, namespace=NAMESPACE,
             values=self.provider_values(),
         )
-        self.provider.node.add_dependency(self.driver)
+        # No order between the two: the provider registers its socket in a host directory
+        # the driver reads when a pod mounts a volume, not at install, and neither chart
+        # has a webhook.
+        for chart in (self.driver, self.provider):
+            if props.after:
+                chart.node.add_dependency(*props.after)
 
     def driver_values(self) -> dict:
         return {

@@ -3,7 +3,8 @@ of everything that would otherwise fail half-way through a 40-minute `cdk deploy
 
     report.py    Status, Row and the printed table
     aws.py       the boto3 client factory and the error handling every check shares
-    checks.py    account-wide checks: CDK bootstrap, Bottlerocket AMI, EKS add-ons
+    checks.py    account-wide checks: CDK bootstrap, Bottlerocket AMI, EKS add-ons,
+                 Lambda concurrency
     capacity.py  EC2 vCPU quotas and instance type offerings per AZ
     inputs.py    the account resources the options point at (certificate, admin role)
     options.py   the command's options and their mapping to `-c` context keys
@@ -28,6 +29,8 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("Bottlerocket AMI", "the pinned Bottlerocket NVIDIA AMI exists for the pinned "
                          "Kubernetes minor in the region"),
     ("EKS add-ons", "every pinned add-on version is published for the Kubernetes minor"),
+    ("Lambda concurrency", "the account's unreserved Lambda concurrency covers the kubectl "
+                           "custom resources the cluster stack runs at once"),
     ("certificate", "the ACM certificate is ISSUED, in the region and covers the hostname"),
     ("admin role", "the admin IAM role exists"),
 )
@@ -41,6 +44,7 @@ IAM_ACTIONS: tuple[str, ...] = (
     "ec2:DescribeInstanceTypes",
     "ec2:DescribeInstanceTypeOfferings",
     "eks:DescribeAddonVersions",
+    "lambda:GetAccountSettings",
     "acm:DescribeCertificate",
     "iam:GetRole",
 )

@@ -1,5 +1,5 @@
-"""Account-wide checks: the CDK bootstrap, the pinned Bottlerocket AMI and the pinned EKS
-add-on versions."""
+"""Account-wide checks: the CDK bootstrap, the pinned Bottlerocket AMI, the pinned EKS
+add-on versions and the Lambda concurrency the deploy's custom resources need."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ from botocore.exceptions import ClientError
 
 from .. import versions
 from ..config import EnvironmentConfig
+from ..install_order import (
+    KUBECTL_LAMBDA_EXECUTIONS,
+    KUBECTL_RESOURCES_IN_FLIGHT,
+    LAMBDA_CONCURRENCY_NEEDED,
+    RELEASES_IN_FLIGHT,
+)
 from .aws import ClientFactory, CouldNotCheck, call
 from .report import Row, Status
 
@@ -19,6 +25,9 @@ BOOTSTRAP_PARAMETER = f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version"
 # refuses bootstrap stacks older than this ("CDK bootstrap stack version 6 required"), so
 # CloudFormation would reject the first stack. A test reads the rule from the snapshots.
 MIN_BOOTSTRAP_VERSION = 6
+
+# Service Quotas, service `lambda`: "Concurrent executions".
+LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"
 
 # Add-ons installed only with a -c option; the others are always installed.
 CONDITIONAL_ADDONS = {
@@ -126,3 +135,37 @@ def check_addons(target: Target) -> list[Row]:
                     f"{minor} --addon-name <name>")]
     return [Row(Status.OK, what, f"all {len(pinned)} pinned versions are published for "
                                  f"Kubernetes {minor}: {', '.join(pinned)}")]
+
+
+def check_lambda_concurrency(target: Target) -> list[Row]:
+    """The account's Lambda concurrency against what the cluster stack's kubectl custom
+    resources hold at once (vllm_eks/install_order.py). Reserved concurrency of other
+    functions is not available to them: the unreserved value counts when AWS reports it."""
+    what = "Lambda concurrency"
+    region = target.config.region
+    limit = call(target.client("lambda"), "get_account_settings").get("AccountLimit", {})
+    total = limit.get("ConcurrentExecutions")
+    if total is None:
+        raise CouldNotCheck("lambda:GetAccountSettings returned no ConcurrentExecutions")
+    unreserved = limit.get("UnreservedConcurrentExecutions")
+    available = total if unreserved is None else unreserved
+    have = (f"{available} concurrent executions" if unreserved is None
+            else f"{available} unreserved concurrent executions (quota {total})")
+    need = LAMBDA_CONCURRENCY_NEEDED
+    if available < need:
+        desired = total - available + need  # what other functions reserve stays reserved
+        return [Row(Status.PROBLEM, what,
+                    f"the account has {have} in {region}; the deploy needs {need}: the "
+                    f"cluster stack installs up to {RELEASES_IN_FLIGHT} Helm releases at "
+                    f"once and has up to {KUBECTL_RESOURCES_IN_FLIGHT} kubectl custom "
+                    f"resources in flight, each holding {KUBECTL_LAMBDA_EXECUTIONS} "
+                    "concurrent Lambda executions, so its custom resources would be "
+                    "throttled and a Helm release would fail half-way",
+                    f"request a quota increase for Concurrent executions "
+                    f"({LAMBDA_CONCURRENCY_QUOTA}) to at least {desired}: aws service-quotas "
+                    f"request-service-quota-increase --service-code lambda --quota-code "
+                    f"{LAMBDA_CONCURRENCY_QUOTA} --desired-value {desired} --region {region}; "
+                    "or free reserved concurrency of other functions (aws lambda "
+                    "delete-function-concurrency --function-name <name>)")]
+    return [Row(Status.OK, what, f"{have} in {region}; the deploy needs {need} (kubectl "
+                                 "custom resources in flight at once)")]

@@ -19,7 +19,13 @@ from botocore.exceptions import (
 from ..config import EnvironmentConfig
 from .aws import ClientFactory, Clients, error_code, guarded
 from .capacity import check_gpu_quotas, check_offerings, check_standard_quota
-from .checks import Target, check_addons, check_bootstrap, check_bottlerocket_ami
+from .checks import (
+    Target,
+    check_addons,
+    check_bootstrap,
+    check_bottlerocket_ami,
+    check_lambda_concurrency,
+)
 from .inputs import check_admin_role, check_certificate
 from .report import Row, Status, exit_status, render, summary
 
@@ -31,6 +37,7 @@ CHECK_FUNCTIONS = (
     ("AZ offerings", check_offerings),
     ("Bottlerocket AMI", check_bottlerocket_ami),
     ("EKS add-ons", check_addons),
+    ("Lambda concurrency", check_lambda_concurrency),
     ("certificate", check_certificate),
     ("admin role", check_admin_role),
 )

@@ -25,6 +25,7 @@ from ..constructs import (
 )
 from ..constructs.efa import EfaDevicePlugin, EfaDevicePluginProps
 from ..constructs.image_cache import ImageCache, ImageCacheProps
+from ..install_order import in_lane
 from ..constructs.lws import LeaderWorkerSet, LeaderWorkerSetProps
 from ..constructs.model_store import ModelStore
 from ..constructs.observability import GRAFANA_SERVICE
@@ -73,9 +74,13 @@ class ClusterStack(cdk.Stack):
                 environment_name=cluster_name,
             ),
         )
+        # Pods of the releases below need nodes and cluster DNS: CoreDNS turns ACTIVE
+        # only once it runs on the system node group.
+        workloads_ready = core_dns
         self.secrets_store = SecretsStoreCsi(
             self, "SecretsStoreCsi",
-            props=SecretsStoreCsiProps(cluster=cluster, region=config.region),
+            props=SecretsStoreCsiProps(cluster=cluster, region=config.region,
+                                       after=(workloads_ready,)),
         )
         self.alb_controller = AlbController(
             self, "AlbController",
@@ -84,30 +89,25 @@ class ClusterStack(cdk.Stack):
                 pod_identity_agent=pod_identity_agent, core_dns=core_dns,
             ),
         )
-        # Helm installs run one after another: parallel releases through one kubectl
-        # provider contend for the same Lambda and slow every deploy down.
-        self.secrets_store.driver.node.add_dependency(self.karpenter.controller)
-        self.alb_controller.chart.node.add_dependency(self.secrets_store.provider)
+        grafana_ingress = (self.alb_controller.chart,) if config.observability.grafana_alb else ()
         self.observability = Observability(
             self, "Observability",
             props=ObservabilityProps(
                 cluster=cluster, pod_identity_agent=pod_identity_agent,
                 config=config.observability,
                 region=config.region, vpc_cidr=config.network.cidr, efa=config.efa,
-                after=(self.storage.storage_classes, self.secrets_store.provider,
-                       self.alb_controller.chart),
+                after=(self.storage.storage_classes, self.secrets_store.driver,
+                       self.secrets_store.provider, *grafana_ingress),
             ),
         )
         if config.efa:
             self.efa_device_plugin = EfaDevicePlugin(
                 self, "EfaDevicePlugin",
-                props=EfaDevicePluginProps(cluster=cluster, after=(self.observability.keda,)))
+                props=EfaDevicePluginProps(cluster=cluster, after=(workloads_ready,)))
         if config.multi_node:
             # Only when a model spans nodes: one more controller for nothing otherwise.
-            # One Helm release at a time: after the EFA device plugin when there is one.
-            previous = (self.efa_device_plugin.chart if config.efa else self.observability.keda)
             self.lws = LeaderWorkerSet(self, "LeaderWorkerSet", props=LeaderWorkerSetProps(
-                cluster=cluster, after=(previous,)))
+                cluster=cluster, after=(workloads_ready,)))
         # On `cdk destroy`, removes the load balancers and Karpenter nodes the
         # controllers created, before the controllers go (docs/teardown.md).
         self.teardown_guard = TeardownGuard(
@@ -118,6 +118,7 @@ class ClusterStack(cdk.Stack):
                        self.alb_controller.chart),
             ),
         )
+        self._install_in_lanes(config)
         if config.image_cache_prefix:
             self.image_cache = ImageCache(self, "ImageCache", props=ImageCacheProps(
                 prefix=config.image_cache_prefix,
@@ -143,6 +144,23 @@ class ClusterStack(cdk.Stack):
             value=f"aws eks update-kubeconfig --region {self.region} "
             f"--name {cluster.cluster_name}",
         )
+
+    def _install_in_lanes(self, config: EnvironmentConfig) -> None:
+        """At most three Helm releases install at once (install_order.RELEASES_IN_FLIGHT:
+        the Lambda concurrency of new accounts), in three lanes:
+          - the Secrets Store driver, then monitoring, all for real reasons (the namespace
+            and kube-prometheus-stack need the driver, dcgm-exporter the ServiceMonitor
+            CRD): the longest lane, so nothing else is put in it;
+          - the TeardownGuard's RBAC manifest and the Karpenter CRDs (no pods: both apply
+            while the nodes start), the Secrets Store AWS provider (the first lane's kube-prometheus-stack waits for it), the
+            Karpenter controller, the EFA device plugin;
+          - the ALB controller (the models' Ingress waits for it), KEDA, LeaderWorkerSet.
+        """
+        in_lane(self.teardown_guard.rbac, self.karpenter.crds, self.secrets_store.provider,
+                self.karpenter.controller,
+                *([self.efa_device_plugin.chart] if config.efa else []))
+        in_lane(self.alb_controller.chart, self.observability.keda,
+                *([self.lws.chart] if config.multi_node else []))
 
     def _efa_pool(self, config: EnvironmentConfig) -> EfaPoolSettings:
         """A cluster placement group in the environment's first zone, for the EFA pool:

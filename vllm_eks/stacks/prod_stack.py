@@ -59,7 +59,8 @@ class ProdStack(cdk.Stack):
             served_model_names=tuple(model.served_name for model in config.models),
             environment_name=config.cluster.name,
             invoker_account=config.smoke_test_invoker_account))
-        self.smoke_test.function.node.add_dependency(self.service)
+        # No DependsOn on the service: the function's URL references the ALB's hostname
+        # (so it waits for that), and nothing invokes it before the stack is complete.
         self.smoke_test_output = cdk.CfnOutput(
             self, "SmokeTestFunctionArn", value=self.smoke_test.function.function_arn,
             description="aws lambda invoke --function-name <arn> out.json: health, models, "
