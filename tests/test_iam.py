@@ -114,6 +114,11 @@ ROLES: dict[str, RoleSpec] = {
     "VllmProdStack/VllmService/BenchmarkRole*": spec(POD_IDENTITY, ["s3", "secretsmanager"]),
     "VllmProdStack/SmokeTest/Function/ServiceRole": spec(
         LAMBDA, ["secretsmanager"], managed=LAMBDA_IN_VPC),
+    # a pipeline stage's SLO gate (pipeline.json "benchmark"): reads its model's results
+    # for its workload; Kubernetes access from its access entry's group and Role
+    # (tests/test_benchmark_gate.py), not from IAM.
+    "VllmProdStack/BenchmarkGate/Function/ServiceRole": spec(
+        LAMBDA, ["s3"], managed=LAMBDA_IN_VPC),
     # the pipeline (CDK Pipelines' roles, plus our smoke-test and connection statements)
     "VllmPipelineStack/Pipeline/Pipeline/Role": spec(
         ["Service:codepipeline.amazonaws.com sts:AssumeRole"], ["s3", "kms", "sts"]),
@@ -122,6 +127,8 @@ ROLES: dict[str, RoleSpec] = {
     "VllmPipelineStack/Pipeline/Pipeline/Build/Synth/CdkBuildProject/Role": spec(
         CODEBUILD, ["logs", "codebuild", "s3", "kms"]),
     "VllmPipelineStack/Pipeline/Pipeline/*/SmokeTest*/SmokeTest*/Role": spec(
+        CODEBUILD, ["logs", "codebuild", "lambda", "s3", "kms"]),
+    "VllmPipelineStack/Pipeline/Pipeline/*/BenchmarkGate*/BenchmarkGate*/Role": spec(
         CODEBUILD, ["logs", "codebuild", "lambda", "s3", "kms"]),
     "VllmPipelineStack/Pipeline/Pipeline/Prod/ApproveProd/CodePipelineActionRole": spec(
         PIPELINE),

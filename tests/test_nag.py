@@ -132,6 +132,20 @@ ENVIRONMENT: dict[str, set[str]] = {
     },
 }
 
+# A pipeline stage's SLO gate (pipeline.json "benchmark"; the example's staging): a
+# Lambda in the VPC like the teardown guard, with its runtime, reading the results of its
+# model and workload only.
+BENCHMARK_GATE = {
+    "VllmProdStack/BenchmarkGate/Function": {"L1"},
+    "VllmProdStack/BenchmarkGate/Function/ServiceRole": {
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+    },
+    "VllmProdStack/BenchmarkGate/Function/ServiceRole/DefaultPolicy": {
+        "IAM5[Resource::VllmModelStoreStack:ExportsOutputFnGetAttWeightsBucketArn7880A03A/benchmarks/deepseek-r1-distill-llama-8b/random/*]",
+    },
+}
+
 # -c cloudwatch=true: the CloudWatch agent's AWS-managed policy (the add-on's documented role).
 CLOUDWATCH = {
     "VllmClusterStack/Observability/CloudWatchAgentRole": {
@@ -169,6 +183,8 @@ PIPELINE = {
         _ARTIFACTS | _ARTIFACTS_WRITE | _codebuild("PipelineBuildSynthCdkBuildProject6BEFA8E6"),
     "VllmPipelineStack/Pipeline/Pipeline/<Stage>/SmokeTest<Stage>/SmokeTest<Stage>/Role/DefaultPolicy":
         _ARTIFACTS | _codebuild("SmokeTestProject"),
+    "VllmPipelineStack/Pipeline/Pipeline/<Stage>/BenchmarkGate<Stage>/BenchmarkGate<Stage>/Role/DefaultPolicy":
+        _ARTIFACTS | _codebuild("BenchmarkGateProject"),
     "VllmPipelineStack/Pipeline/UpdatePipeline/SelfMutation/Role/DefaultPolicy":
         _ARTIFACTS | _codebuild("PipelineUpdatePipelineSelfMutationDAA41400") | {
             "IAM5[Resource::*]", "IAM5[Resource::arn:*:iam::111111111111:role/*]"},
@@ -244,17 +260,19 @@ def test_every_acknowledged_finding_of_the_pipeline_is_reviewed(pipeline):
                 for f in findings}
             stages.setdefault(first, {})["/".join(rest)] = stage_findings
         else:
-            generic = re.sub(r"/(Dev|Staging|Prod)/SmokeTest\1/SmokeTest\1/",
-                             "/<Stage>/SmokeTest<Stage>/SmokeTest<Stage>/", path)
+            generic = re.sub(r"/(Dev|Staging|Prod)/(SmokeTest|BenchmarkGate)\1/\2\1/",
+                             r"/<Stage>/\2<Stage>/\2<Stage>/", path)
             own.setdefault(generic, set()).update(
-                re.sub(r"<Pipeline(Dev|Staging|Prod)SmokeTest\1[0-9A-F]{8}>",
-                       "<SmokeTestProject>", f) for f in findings)
+                re.sub(r"<Pipeline(Dev|Staging|Prod)(SmokeTest|BenchmarkGate)\1[0-9A-F]{8}>",
+                       r"<\2Project>", f) for f in findings)
     assert_reviewed(own, PIPELINE)
     assert sorted(stages) == ["Dev", "Prod", "Staging"]
     models = {"Dev": "deepseek-r1-distill-qwen-1.5b"}
     for stage, stage_found in stages.items():
         expected = with_models(ENVIRONMENT,
                                [models.get(stage, "deepseek-r1-distill-llama-8b")])
+        if stage == "Staging":  # pipeline.json's example gate
+            expected = {**expected, **BENCHMARK_GATE}
         assert_reviewed(stage_found, expected)
 
 

@@ -14,8 +14,8 @@ import urllib.parse
 import pytest
 
 from vllm_eks.constructs import teardown
-from vllm_eks.constructs.teardown_handler import cleanup
-from vllm_eks.constructs.teardown_handler import index as guard
+from vllm_eks.constructs.cluster_handlers import cleanup
+from vllm_eks.constructs.cluster_handlers import index as guard
 from vllm_eks.stacks import CLUSTER_STACK_ID
 
 from .support import KUBERNETES_RESOURCE, parse_manifest
@@ -509,20 +509,23 @@ def test_the_guard_runs_in_the_vpc_like_the_kubectl_provider(default_env):
     }
 
 
-def test_the_handler_asset_is_the_two_modules_and_loads_as_lambda_loads_it(default_env):
+def test_the_handler_asset_is_the_handler_modules_and_loads_as_lambda_loads_it(default_env):
     _, custom = guard_resource(default_env)
     function = resources(default_env)[custom["Properties"]["ServiceToken"]["Fn::GetAtt"][0]]
     asset = default_env.outdir / ("asset." + function["Properties"]["Code"]["S3Key"]
                                   .removesuffix(".zip"))
     # No __init__.py or __pycache__: the asset hash does not depend on a test run.
-    assert sorted(p.name for p in asset.iterdir()) == ["cleanup.py", "index.py"]
-    for name in ("cleanup.py", "index.py"):
+    # The guard's modules and the benchmark gate's (one asset for both functions).
+    modules = ["benchmark_gate.py", "cleanup.py", "index.py", "kube.py"]
+    assert sorted(p.name for p in asset.iterdir()) == modules
+    for name in modules:
         assert (asset / name).read_text() == (teardown.HANDLER_DIR / name).read_text()
     # Lambda imports `index` as a top-level module, with the asset's root on sys.path.
     loaded = subprocess.run(
-        [sys.executable, "-c", "import index; print(index.handler.__module__, "
-         "index.cleanup.__name__)"], cwd=asset, capture_output=True, text=True)
-    assert loaded.stdout.split() == ["index", "cleanup"], loaded.stderr
+        [sys.executable, "-c", "import index, benchmark_gate; print(index.handler.__module__, "
+         "index.cleanup.__name__, benchmark_gate.handler.__module__)"], cwd=asset,
+        capture_output=True, text=True)
+    assert loaded.stdout.split() == ["index", "cleanup", "benchmark_gate"], loaded.stderr
 
 
 def test_the_access_entry_maps_the_role_to_a_group_without_access_policies(default_env):

@@ -6,13 +6,15 @@ Account IDs appear in this file and nowhere else in the code."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, EnvironmentConfig, check_context_keys
+from .config import BenchmarkGateConfig, ConfigError, EnvironmentConfig, check_context_keys
+from .config.environment import BenchDataset
 from .models import PlanError, UnknownModelError
 from .regions import KNOWN_REGIONS
 
@@ -24,6 +26,13 @@ _CONNECTION_ARN = re.compile(
     r"connection/[0-9a-f-]{36}$"
 )
 _REPOSITORY = re.compile(r"^[\w.-]+/[\w.-]+$")
+# The keys of pipeline.json, of a stage and of a stage's "benchmark" (keys starting with
+# "_" are comments). Anything else is refused: a misspelt "aproval" must not deploy prod
+# without its approval.
+TOP_KEYS = ("account", "region", "connectionArn", "repository", "branch", "stages")
+STAGE_KEYS = ("name", "account", "region", "context", "approval", "smoke_test", "benchmark")
+BENCHMARK_KEYS = ("model", "workload", "ttft_slo_ms", "timeout_minutes")
+GATE_TIMEOUT_MINUTES = (5, 480)  # CodeBuild's own limit is 8 hours
 
 
 class PipelineConfigError(ValueError):
@@ -39,16 +48,54 @@ class StageConfig:
     region: str
     context: dict[str, Any] = field(default_factory=dict)
     approval: bool = False  # a manual approval before this stage deploys
+    smoke_test: bool = True  # the smoke test after the deploy; false: none
+    # The SLO gate after the smoke test ("benchmark": {...}, keys BENCHMARK_KEYS, all
+    # optional); None: no gate.
+    benchmark: dict[str, Any] | None = None
 
     def environment(self, invoker_account: str) -> EnvironmentConfig:
-        """The stage's EnvironmentConfig, validated exactly like `-c` keys of the CLI."""
+        """The stage's EnvironmentConfig, validated exactly like `-c` keys of the CLI, with
+        its benchmark gate."""
         context = {**self.context, "account": self.account, "region": self.region}
         try:
             check_context_keys(self.context)
             config = EnvironmentConfig.from_context(context.get)
         except (ValueError, UnknownModelError, PlanError) as error:
             raise PipelineConfigError(f"pipeline.json, stage {self.name!r}: {error}") from None
-        return config.with_smoke_test_invoker(invoker_account)
+        config = config.with_smoke_test_invoker(invoker_account)
+        if self.benchmark is None:
+            return config
+        return config.with_benchmark_gate(self._gate(config))
+
+    def _gate(self, config: EnvironmentConfig) -> BenchmarkGateConfig:
+        """The stage's "benchmark" block against its environment: a model it serves, a
+        workload it benchmarks, an SLO (default: the stage's ttft_slo_ms)."""
+        where = f"pipeline.json, stage {self.name!r}, benchmark"
+        block = self.benchmark or {}
+        models = [model.key for model in config.models]
+        model = block.get("model", models[0])
+        if model not in models:
+            raise PipelineConfigError(
+                f"{where}: model {model!r} is not served by this stage; use one of "
+                f"{', '.join(models)}")
+        workloads = [dataset.value for dataset in config.benchmark.datasets]
+        workload = block.get("workload", workloads[0])
+        if workload not in workloads:
+            raise PipelineConfigError(
+                f"{where}: workload {workload!r} is not benchmarked by this stage; use one "
+                f"of {', '.join(workloads)}, or add it to the stage's bench_datasets")
+        slo = block.get("ttft_slo_ms", config.observability.ttft_slo_seconds * 1000)
+        if isinstance(slo, bool) or not isinstance(slo, (int, float)) or slo <= 0:
+            raise PipelineConfigError(
+                f"{where}: ttft_slo_ms={slo!r} must be a number of milliseconds above 0")
+        timeout = block.get("timeout_minutes", BenchmarkGateConfig.timeout_minutes)
+        low, high = GATE_TIMEOUT_MINUTES
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or not low <= timeout <= high:
+            raise PipelineConfigError(
+                f"{where}: timeout_minutes={timeout!r} must be a whole number from {low} "
+                f"to {high}")
+        return BenchmarkGateConfig(model_key=model, workload=BenchDataset(workload),
+                                   ttft_slo_ms=float(slo), timeout_minutes=timeout)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +131,24 @@ def load_pipeline_config(path: Path) -> PipelineConfig:
     return parse_pipeline_config(raw)
 
 
+def _check_keys(obj: dict, known: tuple[str, ...], where: str) -> None:
+    """Refuse a key pipeline.json does not know, suggesting the nearest known one."""
+    for key in obj:
+        if key in known or key.startswith("_"):
+            continue
+        nearest = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean {nearest[0]!r}?" if nearest else f"use {', '.join(known)}"
+        raise PipelineConfigError(f"pipeline.json{where}: unknown key {key!r}; {hint}")
+
+
+def _flag(stage: dict, key: str, default: bool, where: str) -> bool:
+    value = stage.get(key, default)
+    if not isinstance(value, bool):
+        raise PipelineConfigError(f"pipeline.json{where}: {key}={value!r} must be true or "
+                                  "false")
+    return value
+
+
 def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
     def text(obj: dict, key: str, where: str, pattern: re.Pattern | None = None,
              hint: str = "") -> str:
@@ -102,6 +167,7 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
                 "instances vllm-eks plans for; use e.g. us-east-1, us-west-2, eu-west-1")
         return value
 
+    _check_keys(raw, TOP_KEYS, "")
     account_hint = "; pass a 12-digit AWS account ID"
     account = text(raw, "account", "", _ACCOUNT, account_hint)
     connection = raw.get("connectionArn") or None
@@ -115,10 +181,25 @@ def parse_pipeline_config(raw: dict[str, Any]) -> PipelineConfig:
         name = text(stage, "name", where, _STAGE_NAME,
                     "; use letters, digits and '-', starting with a letter")
         where = f", stage {name!r}"
+        _check_keys(stage, STAGE_KEYS, where)
+        smoke_test = _flag(stage, "smoke_test", True, where)
+        benchmark = stage.get("benchmark")
+        if benchmark is not None:
+            if not isinstance(benchmark, dict):
+                raise PipelineConfigError(
+                    f"pipeline.json{where}: benchmark must be an object, e.g. "
+                    '{"workload": "random", "ttft_slo_ms": 500}')
+            _check_keys(benchmark, BENCHMARK_KEYS, f"{where}, benchmark")
+            if not smoke_test:
+                raise PipelineConfigError(
+                    f"pipeline.json{where}: a benchmark gate runs after the smoke test "
+                    'passes, and this stage has none ("smoke_test": false); remove '
+                    '"smoke_test": false or the benchmark')
         stages.append(StageConfig(
             name=name, account=text(stage, "account", where, _ACCOUNT, account_hint),
             region=region(stage, where), context=dict(stage.get("context") or {}),
-            approval=bool(stage.get("approval", False))))
+            approval=_flag(stage, "approval", False, where), smoke_test=smoke_test,
+            benchmark=None if benchmark is None else dict(benchmark)))
     if not stages:
         raise PipelineConfigError("pipeline.json: stages is empty; list at least one stage")
     names = [s.name.lower() for s in stages]

@@ -15,6 +15,7 @@ from .environment import (
     AutoscalingConfig,
     BenchDataset,
     BenchmarkConfig,
+    BenchmarkGateConfig,
     ClusterConfig,
     ConfigError,
     EndpointConfig,
@@ -36,6 +37,7 @@ from .options import (
 
 __all__ = [
     "AutoscalingConfig",
+    "BenchmarkGateConfig",
     "CONTEXT_KEYS",
     "CONTEXT_OPTIONS",
     "ClusterConfig",

@@ -113,6 +113,18 @@ class BenchmarkConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BenchmarkGateConfig:
+    """A pipeline stage's SLO gate: after the smoke test passes, one run of a model's
+    benchmark CronJob (at the stage's bench_* settings); the promotion stops when its p95
+    TTFT exceeds `ttft_slo_ms` or a request failed (README, "Promote through accounts")."""
+
+    model_key: str  # a model of the stage
+    workload: BenchDataset  # one of the stage's bench_datasets
+    ttft_slo_ms: float
+    timeout_minutes: int = 30  # the run, from the Job's creation to its result
+
+
+@dataclass(frozen=True, kw_only=True)
 class AutoscalingConfig:
     """KEDA scaling of one model's vLLM Deployment on its queue."""
 
@@ -156,6 +168,9 @@ class EnvironmentConfig:
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     # The pipeline's (tooling) account, allowed to invoke the smoke test; None for CLI.
     smoke_test_invoker_account: str | None = None
+    # A pipeline stage's SLO gate (its function, invokable by the pipeline account);
+    # None: no gate (CLI deploys, stages without "benchmark").
+    benchmark_gate: BenchmarkGateConfig | None = None
     # Multi-node models talk over EFA: their own node pool in one zone with a cluster
     # placement group, the EFA device plugin and a vLLM image with the EFA libraries.
     efa: bool = False
@@ -180,6 +195,9 @@ class EnvironmentConfig:
 
     def with_smoke_test_invoker(self, account: str) -> "EnvironmentConfig":
         return dataclasses.replace(self, smoke_test_invoker_account=account)
+
+    def with_benchmark_gate(self, gate: BenchmarkGateConfig) -> "EnvironmentConfig":
+        return dataclasses.replace(self, benchmark_gate=gate)
 
     @property
     def efa_models(self) -> tuple[ModelConfig, ...]:

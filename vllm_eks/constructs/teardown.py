@@ -16,7 +16,7 @@ from constructs import Construct, IDependable
 
 from ..nag import acknowledge, acknowledge_vpc_lambda_role
 
-HANDLER_DIR = Path(__file__).parent / "teardown_handler"
+HANDLER_DIR = Path(__file__).parent / "cluster_handlers"
 RESOURCE_TYPE = "Custom::VllmTeardownGuard"
 # The Kubernetes group the handler's role is mapped to by its access entry, and the
 # ClusterRole (and binding) that gives that group exactly what the handler does.
@@ -58,7 +58,7 @@ class TeardownGuard(Construct):
     deletion, deletes every Ingress and LoadBalancer Service and waits until they are
     gone, then every NodePool and NodeClaim and waits until no NodeClaim is left; it fails
     the delete, naming what is left, if that takes longer than its 13 minutes (handler:
-    teardown_handler/, CloudFormation and AWS in index.py, the teardown in cleanup.py).
+    cluster_handlers/, CloudFormation and AWS in index.py, the teardown in cleanup.py).
     Its role reaches Kubernetes through an access entry with no access policy, mapped to
     a ClusterRole allowing exactly that. No hook is meant to be overridden."""
 

@@ -14,6 +14,7 @@ from constructs import Construct
 from .. import versions
 from ..config import EnvironmentConfig
 from ..models.sources import first_ready_seconds
+from ..constructs.benchmark_gate import benchmark_gate_function_name
 from ..constructs.smoke_test import smoke_test_function_name
 from ..nag import acknowledge, acknowledge_library_policy_wildcards
 from ..pipeline_config import PipelineConfig, StageConfig
@@ -26,6 +27,7 @@ RUNTIME_VERSIONS = {"python": "3.11", "nodejs": "20"}
 # included, so the pipeline updates itself first).
 SYNTH_COMMANDS = ["make test", "make synth ARGS='-c pipeline=true'"]
 SMOKE_POLL_SECONDS = 60
+GATE_POLL_SECONDS = 30
 
 
 def bootstrap_roles_synthesizer() -> cdk.DefaultStackSynthesizer:
@@ -72,11 +74,43 @@ def smoke_test_commands(timeout_seconds: int, region: str) -> list[str]:
     ]
 
 
+def benchmark_gate_commands(timeout_seconds: int, region: str) -> list[str]:
+    """Start one benchmark run through the stage's gate function, then ask for its outcome
+    until it passed (exit 0), missed the SLO or failed (exit 1, the numbers printed), or
+    `timeout_seconds` passed. The function decides what runs and against which SLO."""
+    invoke = (f'aws lambda invoke --region {region} --function-name '
+              '"$BENCHMARK_GATE_FUNCTION_ARN" --cli-binary-format raw-in-base64-out '
+              '--cli-read-timeout 120')
+    field = 'python3 -c \'import json,sys; print(json.load(open("gate.json")).get(sys.argv[1], ""))\''
+    return [
+        f"deadline=$(( $(date +%s) + {timeout_seconds} ))",
+        f"{invoke} --payload '{{\"action\": \"start\"}}' gate.json > invoke.json || exit 1",
+        'cat gate.json; echo',
+        'if grep -q FunctionError invoke.json; then exit 1; fi',
+        f'job=$({field} job)',
+        'if [ -z "$job" ]; then echo "the gate started no run"; exit 1; fi',
+        'while true; do '
+        f'sleep {GATE_POLL_SECONDS}; '
+        f'{invoke} --payload "{{\\"action\\": \\"status\\", \\"job\\": \\"$job\\"}}" '
+        'gate.json > invoke.json || exit 1; '
+        'cat gate.json; echo; '
+        'if grep -q FunctionError invoke.json; then exit 1; fi; '
+        f'status=$({field} status); '
+        'if [ "$status" = passed ]; then exit 0; fi; '
+        'if [ "$status" != running ]; then exit 1; fi; '
+        'if [ "$(date +%s)" -ge "$deadline" ]; then echo "the benchmark did not finish in '
+        'time"; exit 1; fi; '
+        'done',
+    ]
+
+
 class PipelineStack(cdk.Stack):
     """The pipeline (CodePipeline V2, cross-account KMS keys, encrypted artifacts): source
     from a CodeConnections connection, a synth step that runs the test suite, then one
     stage per pipeline.json entry with a manual approval where configured and a smoke
-    test after each deploy. A failing smoke test stops the promotion."""
+    test after each deploy (unless the stage turns it off) and, where a stage sets
+    "benchmark", an SLO gate after the smoke test. A failing smoke test or a missed SLO
+    stops the promotion."""
 
     def __init__(self, scope: Construct, construct_id: str, *, pipeline_config: PipelineConfig,
                  **kwargs) -> None:
@@ -126,7 +160,29 @@ class PipelineStack(cdk.Stack):
             self, title, config=environment,
             env=cdk.Environment(account=stage_config.account, region=stage_config.region))
         self.stages.append(stage)
-        prod = stage.stacks.prod
+        post = []
+        if stage_config.smoke_test:
+            post.append(self._smoke_test_step(stage, stage_config, title))
+        if environment.benchmark_gate is not None:
+            gate = self._benchmark_gate_step(stage, stage_config, title)
+            gate.add_step_dependency(post[0])  # after the smoke test passes
+            post.append(gate)
+        pre = ([pipelines.ManualApprovalStep(
+            f"Approve{title}",
+            comment=f"Promote to {stage_config.name} ({stage_config.account}, "
+            f"{stage_config.region})?")] if stage_config.approval else [])
+        self.pipeline.add_stage(stage, pre=pre, post=post)
+
+    @staticmethod
+    def _invoke_policy(stage_config: StageConfig, function_name: str) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            actions=["lambda:InvokeFunction"],
+            resources=[f"arn:{cdk.Aws.PARTITION}:lambda:{stage_config.region}:"
+                       f"{stage_config.account}:function:{function_name}"])
+
+    def _smoke_test_step(self, stage: EnvironmentStage, stage_config: StageConfig,
+                         title: str) -> pipelines.CodeBuildStep:
+        environment = stage.config
         # A first promotion stages the weights, launches a GPU node, pulls the image and
         # loads the model before the endpoint answers (hours for DeepSeek-R1 from
         # Hugging Face); a later one finds them in place and passes at its first poll.
@@ -134,22 +190,28 @@ class PipelineStack(cdk.Stack):
                                         model.plan.chosen.instance, model.plan.nodes)
                     for model in environment.models)
         timeout = (ready + 59) // 60 * 60  # CodeBuild counts whole minutes
-        smoke = pipelines.CodeBuildStep(
+        return pipelines.CodeBuildStep(
             f"SmokeTest{title}",
-            env_from_cfn_outputs={"SMOKE_TEST_FUNCTION_ARN": prod.smoke_test_output},
+            env_from_cfn_outputs={"SMOKE_TEST_FUNCTION_ARN": stage.stacks.prod.smoke_test_output},
             commands=smoke_test_commands(timeout, stage_config.region),
             timeout=cdk.Duration.seconds(timeout + 600),
-            role_policy_statements=[iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[f"arn:{cdk.Aws.PARTITION}:lambda:{stage_config.region}:"
-                           f"{stage_config.account}:function:"
-                           f"{smoke_test_function_name(environment.cluster.name)}"])],
+            role_policy_statements=[self._invoke_policy(
+                stage_config, smoke_test_function_name(environment.cluster.name))],
         )
-        pre = ([pipelines.ManualApprovalStep(
-            f"Approve{title}",
-            comment=f"Promote to {stage_config.name} ({stage_config.account}, "
-            f"{stage_config.region})?")] if stage_config.approval else [])
-        self.pipeline.add_stage(stage, pre=pre, post=[smoke])
+
+    def _benchmark_gate_step(self, stage: EnvironmentStage, stage_config: StageConfig,
+                             title: str) -> pipelines.CodeBuildStep:
+        environment = stage.config
+        timeout = environment.benchmark_gate.timeout_minutes * 60
+        return pipelines.CodeBuildStep(
+            f"BenchmarkGate{title}",
+            env_from_cfn_outputs={
+                "BENCHMARK_GATE_FUNCTION_ARN": stage.stacks.prod.benchmark_gate_output},
+            commands=benchmark_gate_commands(timeout, stage_config.region),
+            timeout=cdk.Duration.seconds(timeout + 600),
+            role_policy_statements=[self._invoke_policy(
+                stage_config, benchmark_gate_function_name(environment.cluster.name))],
+        )
 
     def _acknowledge_nag_findings(self) -> None:
         acknowledge_library_policy_wildcards(

@@ -9,6 +9,7 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from ..config import EnvironmentConfig
+from ..constructs.benchmark_gate import BenchmarkGate, BenchmarkGateProps
 from ..constructs.efa import efa_vllm_image
 from ..constructs.model_store import ModelStore
 from ..constructs.smoke_test import SmokeTest, SmokeTestProps
@@ -65,6 +66,17 @@ class ProdStack(cdk.Stack):
             self, "SmokeTestFunctionArn", value=self.smoke_test.function.function_arn,
             description="aws lambda invoke --function-name <arn> out.json: health, models, "
             "one completion per model")
+        self.benchmark_gate_output: cdk.CfnOutput | None = None
+        if config.benchmark_gate is not None:
+            self.benchmark_gate = BenchmarkGate(self, "BenchmarkGate", props=BenchmarkGateProps(
+                gate=config.benchmark_gate, cluster=cluster, cluster_name=config.cluster.name,
+                vpc=vpc, bucket=store.bucket, namespace=namespace_chart.props.namespace,
+                invoker_account=config.smoke_test_invoker_account, after=(namespace,)))
+            self.benchmark_gate_output = cdk.CfnOutput(
+                self, "BenchmarkGateFunctionArn",
+                value=self.benchmark_gate.function.function_arn,
+                description="The pipeline's SLO gate: invoke with {\"action\": \"start\"}, "
+                "then {\"action\": \"status\", \"job\": <job>}")
         cdk.CfnOutput(self, "Models", value=",".join(model.key for model in config.models),
                       description="Catalog keys of the models served")
         cdk.CfnOutput(

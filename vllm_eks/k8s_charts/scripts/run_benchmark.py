@@ -15,7 +15,8 @@ prepares what they point at, then uploads the result:
    LeaderWorkerSet, read with the Job's own ServiceAccount): the report prices the run by
    the replicas that served it;
 5. `vllm bench serve`, then the result JSON to
-   s3://$WEIGHTS_BUCKET/benchmarks/<model>/<workload>/<UTC timestamp>.json, and a summary
+   s3://$WEIGHTS_BUCKET/benchmarks/<model>/<workload>/<UTC timestamp>.json (or
+   <RESULT_NAME>.json when the pipeline's benchmark gate created the Job), and a summary
    in the Job's log.
 """
 
@@ -23,6 +24,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 import ssl
 import subprocess
 import sys
@@ -130,6 +132,8 @@ def summary(result):
 
 
 def main(bench_args):
+    if not re.fullmatch(r"[A-Za-z0-9-]{0,64}", os.environ.get("RESULT_NAME", "")):
+        sys.exit("run_benchmark: RESULT_NAME may hold only letters, digits and '-'")
     s3 = boto3.client("s3", region_name=env("AWS_REGION"))
     os.environ["OPENAI_API_KEY"] = read_api_key()
     fetch_tokenizer(s3)
@@ -146,8 +150,10 @@ def main(bench_args):
     result = json.loads(path.read_text())
     # The replicas that served the run: `--metadata` was fixed at synth, this is not.
     result["replicas"] = str(replicas or 1)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    key = f"{env('RESULT_PREFIX')}{stamp}.json"
+    # A Job created by the pipeline's benchmark gate names its result (it reads it back).
+    name = os.environ.get("RESULT_NAME") or datetime.datetime.now(
+        datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    key = f"{env('RESULT_PREFIX')}{name}.json"
     s3.put_object(Bucket=env("WEIGHTS_BUCKET"), Key=key, Body=json.dumps(result).encode(),
                   ContentType="application/json")
     print(summary(result))

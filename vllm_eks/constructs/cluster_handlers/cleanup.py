@@ -97,8 +97,9 @@ class TeardownIncomplete(Exception):
     """The deadline passed with objects left."""
 
 
-# A request to the Kubernetes API: (method, path) -> (HTTP status or None, parsed body).
-Request = Callable[[str, str], tuple]
+# A request to the Kubernetes API: (method, path) -> (HTTP status or None, parsed body)
+# (kube.kubernetes_request).
+Request = Callable[..., tuple]
 
 
 class Api:

@@ -9,18 +9,15 @@ left running are not.
 A Delete while the stack is not being deleted (the resource removed from the template, an
 update rolled back) removes nothing: the stack's status is read first.
 
-It talks to the Kubernetes API with urllib and an EKS bearer token (a presigned STS
-GetCallerIdentity URL) as the handler's role, which an EKS access entry maps to a
-Kubernetes group. boto3/botocore come with the Lambda runtime and are imported only where
-AWS is called.
+It talks to the Kubernetes API through kube.py, as the handler's role, which an EKS access
+entry maps to a Kubernetes group. boto3/botocore come with the Lambda runtime and are
+imported only where AWS is called.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import ssl
 import time
 import urllib.error
 import urllib.request
@@ -28,14 +25,14 @@ from typing import Callable
 
 try:  # a package in the repository (tests); top-level modules in the Lambda
     from . import cleanup
+    from .kube import connect_to_cluster, eks_token  # noqa: F401 - eks_token for tests
 except ImportError:
     import cleanup
+    from kube import connect_to_cluster, eks_token  # noqa: F401
 
 # The Lambda runs for at most 15 minutes: stop waiting at 13, leaving time to answer.
 DEADLINE_SECONDS = 13 * 60
 RESPONSE_MARGIN_SECONDS = 60
-REQUEST_TIMEOUT_SECONDS = 15
-TOKEN_LIFETIME_SECONDS = 300  # EKS accepts a token for 15 minutes after signing
 # Stack statuses in which a Delete means the whole stack goes (a deletion, or the
 # rollback of a failed creation). In any other status (UPDATE_COMPLETE_CLEANUP_IN_PROGRESS,
 # UPDATE_ROLLBACK_IN_PROGRESS, ...) the cluster stays and nothing may be removed.
@@ -99,63 +96,10 @@ def process(event: dict, *, budget_seconds: float, connect: Callable[[dict], cle
 
 # -- AWS and the network ----------------------------------------------------------------------
 
-def eks_token(cluster_name: str, region: str, session=None) -> str:
-    """An EKS bearer token: the presigned URL of STS GetCallerIdentity with the header
-    x-k8s-aws-id=<cluster name>, base64url without padding, prefixed `k8s-aws-v1.`.
-    Signing is local: no STS call and no IAM permission."""
-    import botocore.session
-    from botocore.signers import RequestSigner
-
-    session = session or botocore.session.get_session()
-    sts = session.create_client("sts", region_name=region)
-    signer = RequestSigner(sts.meta.service_model.service_id, region, "sts", "v4",
-                           session.get_credentials(), session.get_component("event_emitter"))
-    url = signer.generate_presigned_url(
-        {"method": "GET",
-         "url": f"https://sts.{region}.amazonaws.com/?Action=GetCallerIdentity"
-                "&Version=2011-06-15",
-         "body": {}, "headers": {"x-k8s-aws-id": cluster_name}, "context": {}},
-        region_name=region, expires_in=60, operation_name="")
-    return "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
-
-
-def kubernetes_request(endpoint: str, certificate_authority: str,
-                       token: Callable[[], str]) -> cleanup.Request:
-    """HTTPS to the cluster endpoint, trusting only the cluster's CA."""
-    context = ssl.create_default_context(
-        cadata=base64.b64decode(certificate_authority).decode())
-
-    def request(method: str, path: str) -> tuple:
-        call = urllib.request.Request(f"{endpoint.rstrip('/')}{path}", method=method, headers={
-            "Authorization": f"Bearer {token()}", "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(call, context=context,
-                                        timeout=REQUEST_TIMEOUT_SECONDS) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            text = error.read().decode(errors="replace")
-            try:
-                return error.code, json.loads(text)
-            except ValueError:
-                return error.code, {"message": text[:300]}
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
-            return None, {"message": str(error)}
-
-    return request
-
-
 def connect(properties: dict) -> cleanup.Api:
-    region = os.environ["AWS_REGION"]
-    cached: dict = {}
-
-    def token() -> str:
-        if cached.get("until", 0) < time.monotonic():
-            cached["value"] = eks_token(properties["ClusterName"], region)
-            cached["until"] = time.monotonic() + TOKEN_LIFETIME_SECONDS
-        return cached["value"]
-
-    return cleanup.Api(kubernetes_request(properties["ClusterEndpoint"],
-                                          properties["CertificateAuthorityData"], token))
+    return cleanup.Api(connect_to_cluster(
+        properties["ClusterName"], properties["ClusterEndpoint"],
+        properties["CertificateAuthorityData"], os.environ["AWS_REGION"]))
 
 
 def stack_status(stack_id: str) -> str:
