@@ -162,9 +162,19 @@ def test_the_gate_function_reaches_only_its_cronjob_and_results(pipeline):
                 if r["Properties"].get("KubernetesGroups") == [gate_construct.KUBERNETES_GROUP]]
     assert entry["Properties"]["PrincipalArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
     assert not entry["Properties"].get("AccessPolicies")
-    assert gate_construct.RBAC_RULES == [
+    (rbac,) = [json.loads(r["Properties"]["Manifest"]) for r in
+               of_type(staging, "Custom::AWSCDK-EKS-KubernetesResource").values()
+               if isinstance(r["Properties"]["Manifest"], str)
+               and gate_construct.ROLE_NAME in r["Properties"]["Manifest"]]
+    kinds = {obj["kind"]: obj for obj in rbac}
+    assert set(kinds) == {"Role", "RoleBinding"}  # namespaced: no ClusterRole
+    assert kinds["Role"]["metadata"]["namespace"] == "inference"
+    assert kinds["Role"]["rules"] == [
         {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get"]}]
+    assert kinds["RoleBinding"]["subjects"] == [{
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+        "name": gate_construct.KUBERNETES_GROUP}]
     (permission,) = [r for r in of_type(staging, "AWS::Lambda::Permission").values()
                      if r["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}]
     assert permission["Properties"]["Principal"] == "111111111111"

@@ -70,9 +70,9 @@ def test_an_8b_distill_needs_one_gpu(capsys):
     # The goal: a new replica on a node that ran it serves within 60 s. 10 s pod start +
     # 16.1 GB at 20 Gbit/s burst x 0.6 (1.5 GB/s: 11 s) + 30 s engine (compile cache hit).
     assert row[-2:] == ["51", "s"]
-    assert cold_start_row(out, "total") == ["51", "s", "531", "s"]
+    assert cold_start_row(out, "total") == ["51", "s", "351", "s"]
     assert cold_start_row(out, "node launch")[:2] == ["-", "180"]
-    assert cold_start_row(out, "image")[:2] == ["cached", "300"]  # plain pull
+    assert cold_start_row(out, "image")[:2] == ["cached", "120"]  # SOCI parallel pull
     # Every row fits: at least the 8 sequences asked for.
     table = out.split("* chosen")[0]  # the placement table; the cost estimate follows
     rows = [line.split() for line in table.splitlines()[2:] if line[:1] in ("*", " ")
@@ -103,8 +103,8 @@ def test_the_source_changes_the_cold_start(capsys):
 
 
 def test_soci_shortens_a_new_nodes_image_pull(capsys):
-    _, plain, _ = run_plan(capsys)
-    _, soci, _ = run_plan(capsys, "--parallel-image-pull", "true")
+    _, soci, _ = run_plan(capsys)  # on by default
+    _, plain, _ = run_plan(capsys, "--parallel-image-pull", "false")
     # 12 GB at 1.5 GB/s + 28 GB unpacked at 0.25 GB/s, instead of a plain pull's 300 s
     assert cold_start_row(plain, "image")[:2] == ["cached", "300"]
     assert cold_start_row(soci, "image")[:2] == ["cached", "120"]
@@ -243,13 +243,15 @@ def test_readme_plan_examples_are_the_real_output():
     readme = (REPO / "README.md").read_text()
     r1 = EnvironmentConfig.from_context({"model": "deepseek-r1"}.get)
     assert f"```\n{r1.models[0].plan.summary()}\n```" in readme
-    table = render_plan(PlanRequest(model=get_model("deepseek-r1")), ModelSource.S3)
+    table = render_plan(PlanRequest(model=get_model("deepseek-r1")), ModelSource.S3,
+                        r1.parallel_image_pull)
     assert f"```\n{table}\n```" in readme
     # "Serve a model larger than one node": R1 on two H100 nodes, as synth and plan print it
     h100 = EnvironmentConfig.from_context({"model": "deepseek-r1",
                                            "instance_type": "p5.48xlarge"}.get)
     assert f"```\n{h100.models[0].plan.summary()}\n```" in readme
-    assert f"```\n{render_plan(h100.models[0].plan.request, ModelSource.S3)}\n```" in readme
+    h100_table = render_plan(h100.models[0].plan.request, ModelSource.S3, h100.parallel_image_pull)
+    assert f"```\n{h100_table}\n```" in readme
     totals = render_cost(estimate_environment_cost(h100)).splitlines()
     assert next(line for line in totals if line.startswith("about $")).removeprefix(
         "about ") in readme

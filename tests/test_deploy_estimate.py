@@ -13,7 +13,6 @@ from vllm_eks.deploy_estimate import (
     deploy_estimate,
     first_token,
     load_templates,
-    render,
     stack_estimate,
     stack_order,
     total_seconds,

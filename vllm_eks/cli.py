@@ -104,7 +104,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def render_plan(request: PlanRequest, source: ModelSource,
-                parallel_image_pull: bool = False) -> str:
+                parallel_image_pull: bool) -> str:
     chosen_plan: DeploymentPlan = plan(request)
     model, chosen = request.model, chosen_plan.chosen
     header = ["", "instance", "nodes", "GPUs used per node", "TP", "PP", "KV cache GB",
@@ -131,11 +131,11 @@ def render_plan(request: PlanRequest, source: ModelSource,
 
 
 def render_cold_start(parts: ColdStart, instance_type: str, source: ModelSource,
-                      parallel_image_pull: bool = False) -> str:
+                      parallel_image_pull: bool) -> str:
     """A new replica's start in parts, on a node that already ran the model and on a new
     one (sources.py names every figure and its source)."""
     image = ("SOCI parallel pull/unpack" if parallel_image_pull
-             else "plain pull; -c parallel_image_pull=true: SOCI")
+             else "plain pull: -c parallel_image_pull=false")
     rows = [
         ["node launch", "-", f"{parts.node_launch} s", "Karpenter, EC2, Bottlerocket boot, "
          "NVIDIA driver (typical)"],
@@ -252,7 +252,8 @@ def _plan(args: argparse.Namespace) -> int:
     for key in sorted(catalog()):
         try:
             config = EnvironmentConfig.from_context({**context, "model": key}.get)
-            blocks.append(render_plan(config.models[0].plan.request, source))
+            blocks.append(render_plan(config.models[0].plan.request, source,
+                                      config.parallel_image_pull))
         except PlanError as error:
             failed += 1  # --all compares: a model that does not fit is one block
             blocks.append(f"{key}: does not fit: {error}")

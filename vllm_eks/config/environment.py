@@ -178,9 +178,10 @@ class EnvironmentConfig:
     # vLLM's torch.compile cache shared on EFS, per placement (README, "Cold start").
     compile_cache: bool = True
     # GPU nodes pull images with Bottlerocket's SOCI snapshotter in parallel pull/unpack
-    # mode (README, "Cold start"). Off by default: unproven here with the RAID0 instance
-    # store the GPU nodes keep container storage on.
-    parallel_image_pull: bool = False
+    # mode (README, "Cold start"). Its state directory lands on the RAID0 instance store
+    # like containerd's: Karpenter >= 1.12 binds every allowed directory for Bottlerocket
+    # >= 1.46 (aws/karpenter-provider-aws#8478), /var/lib/soci-snapshotter included.
+    parallel_image_pull: bool = True
     # Docker Hub credentials (Secrets Manager, name `ecr-pullthroughcache/...`) for an ECR
     # pull-through cache of the vLLM image; None: nodes pull from Docker Hub through NAT.
     docker_hub_secret_arn: str | None = None

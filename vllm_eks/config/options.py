@@ -178,7 +178,8 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
     ContextOption("parallel_image_pull",
                   _code(field_default(EnvironmentConfig, "parallel_image_pull")),
                   "GPU nodes pull images with Bottlerocket's SOCI snapshotter in parallel "
-                  "pull/unpack mode; changing it replaces the GPU nodes; see \"Cold start\""),
+                  "pull/unpack mode (`false`: containerd's plain pull); changing it replaces "
+                  "the GPU nodes; see \"Cold start\""),
     ContextOption("bench_datasets", _code(",".join(d.value for d in _BENCHMARK.datasets)),
                   "benchmark workloads, one suspended CronJob per model each: `random`, "
                   "`prefix_repetition` (shared prefixes: the prefix cache), `sharegpt` (real "

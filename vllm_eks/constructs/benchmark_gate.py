@@ -8,15 +8,13 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IDependable
 
 from ..config import BenchmarkGateConfig
 from ..k8s_charts.benchmark import benchmark_cronjob, benchmark_results_prefix
 from ..nag import acknowledge, acknowledge_vpc_lambda_role, acknowledge_wildcards
-from .teardown import HANDLER_DIR
+from .cluster_function import cluster_function, kubernetes_access
 
 # The Kubernetes group the gate's role is mapped to, and its Role (and binding) in the
 # models' namespace: read the benchmark CronJob, create and read Jobs. Nothing else.
@@ -58,18 +56,12 @@ class BenchmarkGate(Construct):
         gate, cluster = props.gate, props.cluster
         results = f"{benchmark_results_prefix(gate.model_key)}{gate.workload.value}/"
         function_name = benchmark_gate_function_name(props.cluster_name)
-        self.function = lambda_.Function(
-            self, "Function",
-            function_name=function_name,
-            runtime=lambda_.Runtime.PYTHON_3_13,  # as the teardown guard, same asset
-            handler="benchmark_gate.handler",
-            code=lambda_.Code.from_asset(
-                str(HANDLER_DIR), exclude=["__init__.py", "__pycache__", "*.pyc"]),
+        self.function = cluster_function(
+            self, function_name=function_name, handler="benchmark_gate.handler",
+            cluster=cluster, vpc=props.vpc,
             timeout=cdk.Duration.minutes(1),  # each invocation: a few API calls
-            memory_size=256,
-            vpc=props.vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            security_groups=[cluster.cluster_security_group],
+            description="vllm-eks benchmark gate: runs a model's benchmark and checks its "
+            "p95 TTFT against the SLO",
             environment={
                 "CLUSTER_NAME": props.cluster_name,
                 "CLUSTER_ENDPOINT": cluster.cluster_endpoint,
@@ -79,13 +71,7 @@ class BenchmarkGate(Construct):
                 "BUCKET": props.bucket.bucket_name,
                 "RESULT_PREFIX": results,
                 "TTFT_SLO_MS": f"{gate.ttft_slo_ms:g}",
-            },
-            log_group=logs.LogGroup(self, "Logs", log_group_name=f"/aws/lambda/{function_name}",
-                                    retention=logs.RetentionDays.ONE_MONTH,
-                                    removal_policy=cdk.RemovalPolicy.DESTROY),
-            description="vllm-eks benchmark gate: runs a model's benchmark and checks its "
-            "p95 TTFT against the SLO",
-        )
+            })
         role = self.function.role
         # Listing (under the results prefix only) makes a missing result NoSuchKey rather
         # than AccessDenied.
@@ -101,11 +87,9 @@ class BenchmarkGate(Construct):
             role.add_to_principal_policy(statement)
         acknowledge_wildcards(role, statements, "The results of one model and workload only: "
                               "each run names its file (the gate names the runs it starts).")
-        self.access_entry = eks.CfnAccessEntry(
-            self, "AccessEntry", cluster_name=cluster.cluster_name,
-            principal_arn=role.role_arn, type="STANDARD", kubernetes_groups=[KUBERNETES_GROUP])
-        self.rbac = eks.KubernetesManifest(
-            self, "Rbac", cluster=cluster, manifest=self.rbac_manifest(props.namespace))
+        self.access_entry, self.rbac = kubernetes_access(
+            self, cluster=cluster, role=role, group=KUBERNETES_GROUP,
+            rbac=self.rbac_manifest(props.namespace))
         if props.after:
             self.rbac.node.add_dependency(*props.after)
         if props.invoker_account:

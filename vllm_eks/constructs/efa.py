@@ -56,6 +56,13 @@ class EfaDevicePlugin(Construct):
         }
 
 
+def efa_image_key(asset_hash: str) -> str:
+    """The EFA image's name in the compile cache's path: the vLLM tag it is built from and
+    its asset hash (its URI is only known at deploy), so a rebuilt image starts a new
+    cache."""
+    return f"{versions.VLLM_IMAGE.rsplit(':', 1)[-1]}-efa-{asset_hash[:12]}"
+
+
 def efa_vllm_image(scope: Construct, construct_id: str) -> ecr_assets.DockerImageAsset:
     """The pinned vLLM image plus the EFA installer's libfabric and OFI NCCL plugin,
     built by `cdk deploy` (which then needs Docker) and pushed to the CDK assets

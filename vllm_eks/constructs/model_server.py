@@ -54,6 +54,7 @@ class ModelServerProps:
     # With EFA (a multi-node model and -c efa=true): the EFA vLLM image and the interfaces
     # each pod requests. None / 0: the pinned vLLM image, TCP between nodes.
     efa_image: str | None = None
+    efa_image_key: str | None = None  # its name in the compile cache (efa.efa_image_key)
     efa_interfaces: int = 0
     # Applied before the model (the namespace, its policies and the cache claim).
     after: tuple[Construct, ...] = ()
@@ -192,6 +193,7 @@ class ModelServer:
             gpu_limit=props.gpu_limit,
             compile_cache=props.compile_cache,
             image=props.efa_image,
+            image_key=props.efa_image_key,
             efa_interfaces=props.efa_interfaces,
         )
 

@@ -4,19 +4,16 @@ Karpenter nodes the controllers created, before the controllers themselves go.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct, IDependable
 
 from ..nag import acknowledge, acknowledge_vpc_lambda_role
+from .cluster_function import HANDLER_DIR, cluster_function, kubernetes_access  # noqa: F401
 
-HANDLER_DIR = Path(__file__).parent / "cluster_handlers"
 RESOURCE_TYPE = "Custom::VllmTeardownGuard"
 # The Kubernetes group the handler's role is mapped to by its access entry, and the
 # ClusterRole (and binding) that gives that group exactly what the handler does.
@@ -67,43 +64,19 @@ class TeardownGuard(Construct):
         super().__init__(scope, construct_id)
         cluster = props.cluster
         function_name = teardown_function_name(props.cluster_name)
-        self.function = lambda_.Function(
-            self, "Function",
-            function_name=function_name,
-            # The kubectl provider's runtime (aws-cdk-lib's latest Python for Lambda).
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            handler="index.handler",
-            code=lambda_.Code.from_asset(
-                str(HANDLER_DIR), exclude=["__init__.py", "__pycache__", "*.pyc"]),
-            timeout=HANDLER_TIMEOUT,
-            memory_size=256,
-            # Like the kubectl provider: the private API endpoint is reached from the
-            # private subnets through the cluster security group.
-            vpc=props.vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            security_groups=[cluster.cluster_security_group],
-            # Lambda's default name, so `aws logs tail /aws/lambda/<function>` follows it.
-            log_group=logs.LogGroup(self, "Logs", log_group_name=f"/aws/lambda/{function_name}",
-                                    retention=logs.RetentionDays.ONE_MONTH,
-                                    removal_policy=cdk.RemovalPolicy.DESTROY),
+        self.function = cluster_function(
+            self, function_name=function_name, handler="index.handler", cluster=cluster,
+            vpc=props.vpc, timeout=HANDLER_TIMEOUT,
             description="vllm-eks teardown guard: on stack deletion, removes load "
-            "balancers and Karpenter nodes before their controllers",
-        )
+            "balancers and Karpenter nodes before their controllers")
         role = self.function.role
         # A Delete outside a stack deletion (the guard removed from the template, an
         # update rolled back) must remove nothing: the handler reads its stack's status.
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["cloudformation:DescribeStacks"], resources=[cdk.Aws.STACK_ID]))
 
-        # Kubernetes access: a STANDARD entry with no AWS access policy, only a group.
-        # (aws_eks_v2.AccessEntry has no kubernetesGroups, hence the L1.)
-        self.access_entry = eks.CfnAccessEntry(
-            self, "AccessEntry", cluster_name=cluster.cluster_name,
-            principal_arn=role.role_arn, type="STANDARD",
-            kubernetes_groups=[KUBERNETES_GROUP],
-        )
-        self.rbac = eks.KubernetesManifest(
-            self, "Rbac", cluster=cluster, manifest=self.rbac_manifest())
+        self.access_entry, self.rbac = kubernetes_access(
+            self, cluster=cluster, role=role, group=KUBERNETES_GROUP, rbac=self.rbac_manifest())
 
         self.resource = cdk.CustomResource(
             self, "Resource",

@@ -53,6 +53,7 @@ class VllmServiceProps:
     # The models that talk over EFA, by key (-c efa=true), and the EFA vLLM image they run.
     efa_models: frozenset[str] = frozenset()
     efa_image: str | None = None
+    efa_image_key: str | None = None  # its name in the compile cache (efa.efa_image_key)
     # Applied before the service (the namespace, its policies and the cache claim).
     # (): no ordering within the stack.
     after: tuple[Construct, ...] = ()
@@ -149,7 +150,7 @@ class VllmService(Construct):
         """A model over EFA gets the EFA image and requests all its type's interfaces."""
         if model.key not in self.props.efa_models:
             return {}
-        return {"efa_image": self.props.efa_image,
+        return {"efa_image": self.props.efa_image, "efa_image_key": self.props.efa_image_key,
                 "efa_interfaces": efa_interfaces(GPU_INSTANCES[model.plan.instance_type])}
 
     def _load_balancer_cidrs(self) -> tuple[str, ...]:

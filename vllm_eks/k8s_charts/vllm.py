@@ -69,6 +69,9 @@ class VllmChartProps:
     # The vLLM container's image; None: the pinned vLLM image (through the cache when set).
     # With EFA, the pinned image plus the EFA libraries (constructs/efa.py).
     image: str | None = None
+    # `image`'s name in the compile cache's path (its tag, or what identifies its build);
+    # None: the pinned image's tag, or "custom" for an `image` without a key.
+    image_key: str | None = None
     # EFA interfaces each pod of a multi-node model requests (its node type's all); 0: no EFA.
     efa_interfaces: int = 0
     # The model's GPU limit (EnvironmentConfig.model_gpu_limit): node types with more GPUs

@@ -168,9 +168,10 @@ class VllmPodSpecMixin:
         cleanup). vLLM 0.33 writes its artifacts to a temporary file and renames it, so
         replicas starting at once are safe: each compiles, the last rename wins."""
         plan = self.plan
-        image = (self.props.image or versions.VLLM_IMAGE).rsplit(":", 1)[-1]
+        image = self.props.image_key or (
+            "custom" if self.props.image else versions.VLLM_IMAGE.rsplit(":", 1)[-1])
         gpu = plan.chosen.instance.gpu.name.removeprefix("NVIDIA ").lower().replace(" ", "-")
-        return (f"{COMPILE_CACHE_PREFIX}/{'custom' if self.props.image else image}/{gpu}/"
+        return (f"{COMPILE_CACHE_PREFIX}/{image}/{gpu}/"
                 f"{self.model.key}/tp{plan.tensor_parallel}-pp{plan.nodes}")
 
     def volumes(self) -> list[k8s.Volume]:

@@ -10,7 +10,7 @@ from constructs import Construct
 
 from ..config import EnvironmentConfig
 from ..constructs.benchmark_gate import BenchmarkGate, BenchmarkGateProps
-from ..constructs.efa import efa_vllm_image
+from ..constructs.efa import efa_image_key, efa_vllm_image
 from ..constructs.model_store import ModelStore
 from ..constructs.smoke_test import SmokeTest, SmokeTestProps
 from ..constructs.vllm_service import VllmService, VllmServiceProps
@@ -37,7 +37,7 @@ class ProdStack(cdk.Stack):
             manifest=namespace_chart.to_json(),
         )
         # -c efa=true: built at deploy (needs Docker), pulled by the EFA models' nodes.
-        efa_image = efa_vllm_image(self, "EfaVllmImage").image_uri if config.efa else None
+        efa_asset = efa_vllm_image(self, "EfaVllmImage") if config.efa else None
         self.service = VllmService(
             self, "VllmService",
             props=VllmServiceProps(
@@ -50,7 +50,8 @@ class ProdStack(cdk.Stack):
                 image_cache_prefix=config.image_cache_prefix,
                 gpu_limits={model.key: config.model_gpu_limit(model) for model in config.models},
                 efa_models=frozenset(model.key for model in config.efa_models),
-                efa_image=efa_image,
+                efa_image=efa_asset.image_uri if efa_asset else None,
+                efa_image_key=efa_image_key(efa_asset.asset_hash) if efa_asset else None,
                 benchmark=config.benchmark, compile_cache=config.compile_cache,
                 after=(namespace,),
             ),
