@@ -112,6 +112,29 @@ def pipeline(tmp_path_factory):
     return outdir, template
 
 
+# The front door: an internet-facing endpoint (so WAF), the chat UI signed in at the ALB
+# (a Cognito pool with MFA optional), and traces to X-Ray.
+CERTIFICATE = ("arn:aws:acm:us-east-1:111111111111:certificate/"
+               "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+FRONT_DOOR_CONTEXT = {
+    "endpoint_scheme": "internet-facing",
+    "endpoint_allowed_cidrs": "203.0.113.0/24",
+    "certificate_arn": CERTIFICATE,
+    "endpoint_hostname": "llm.example.com",
+    "chat_ui": "true",
+    "cognito_mfa": "optional",
+    "waf_rate_limit": "600",
+    "tracing": "true",
+    "tracing_sampling_ratio": "0.25",
+}
+
+
+@pytest.fixture(scope="session")
+def front_door_env(tmp_path_factory) -> SynthResult:
+    """Internet-facing with WAF, the chat UI behind Cognito, traces to X-Ray."""
+    return synth_environment(FRONT_DOOR_CONTEXT, tmp_path_factory.mktemp("front-door"))
+
+
 @pytest.fixture(scope="session")
 def two_models_env(tmp_path_factory) -> SynthResult:
     """The default model plus a second one, every other option at its default: what

@@ -114,6 +114,10 @@ ROLES: dict[str, RoleSpec] = {
     "VllmProdStack/VllmService/BenchmarkRole*": spec(POD_IDENTITY, ["s3", "secretsmanager"]),
     "VllmProdStack/SmokeTest/Function/ServiceRole": spec(
         LAMBDA, ["secretsmanager"], managed=LAMBDA_IN_VPC),
+    # the chat UI (-c chat_ui=true): reads the API key it calls the endpoint with
+    "VllmProdStack/ChatUi/UiRole": spec(POD_IDENTITY, ["secretsmanager"]),
+    # the OpenTelemetry collector (-c tracing=true): puts trace segments into X-Ray
+    "VllmClusterStack/Tracing/CollectorRole": spec(POD_IDENTITY, ["xray"]),
     # a pipeline stage's SLO gate (pipeline.json "benchmark"): reads its model's results
     # for its workload; Kubernetes access from its access entry's group and Role
     # (tests/test_benchmark_gate.py), not from IAM.
@@ -150,6 +154,10 @@ REVIEWED_UNSCOPED: dict[tuple[str, str], tuple[frozenset[str], str]] = {
         "referenced. What a launch creates (instance, volumes, ENIs, fleet, launch "
         "template) is authorized only with the cluster's tags by "
         "AllowScopedEC2InstanceActionsWithTags / AllowScopedEC2LaunchTemplateAccessActions."),
+    ("VllmClusterStack/Tracing/CollectorRole", "PutTraceSegments"): (
+        frozenset({"xray:PutTraceSegments"}),
+        "X-Ray authorizes PutTraceSegments on '*' only (no trace resource exists before "
+        "it); the role may do nothing else."),
     ("VllmClusterStack/Karpenter/ControllerRole", "AllowSSMReadActions"): (
         frozenset({"ssm:GetParameter"}),
         "Upstream: AWS's public parameters (/aws/service/*, AMI IDs) in this region only."),
@@ -225,6 +233,7 @@ def secret_readers(model_source: str, model_keys: list[str]) -> dict[str, set[st
             {"${Ref:VllmClusterStack/Observability/GrafanaAdminPassword}"},
         "VllmProdStack/VllmService/RouterRole": {API_KEY},  # lists models with the key
         "VllmProdStack/SmokeTest/Function/ServiceRole": {API_KEY},
+        "VllmProdStack/ChatUi/UiRole": {API_KEY},  # the chat UI calls the endpoint with it
     }
     for key in model_keys:
         readers[f"VllmProdStack/VllmService/ServerRole{pascal_case(key)}"] = server
@@ -268,7 +277,12 @@ def options_iam(options_env) -> Assembly:
     return Assembly(options_env.outdir, name="options")
 
 
-ASSEMBLIES = ["default_iam", "options_iam", "pipeline_iam"]
+@pytest.fixture(scope="module")
+def front_door_iam(front_door_env) -> Assembly:
+    return Assembly(front_door_env.outdir, name="front_door")
+
+
+ASSEMBLIES = ["default_iam", "options_iam", "pipeline_iam", "front_door_iam"]
 
 
 @pytest.fixture(params=ASSEMBLIES)
@@ -309,8 +323,9 @@ def test_every_role_is_reviewed(assembly):
         spec_of(role)
 
 
-def test_every_reviewed_role_and_exception_exists(default_iam, options_iam, pipeline_iam):
-    labels = {stack_label(r) for a in (default_iam, options_iam, pipeline_iam)
+def test_every_reviewed_role_and_exception_exists(default_iam, options_iam, pipeline_iam,
+                                                  front_door_iam):
+    labels = {stack_label(r) for a in (default_iam, options_iam, pipeline_iam, front_door_iam)
               for r in a.roles.values()}
     stale = [p for p in ROLES if not any(matches(p, label) for label in labels)]
     stale += [f"{p} {k}" for p, k in REVIEWED_UNSCOPED

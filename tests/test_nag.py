@@ -146,6 +146,14 @@ BENCHMARK_GATE = {
     },
 }
 
+# The front door (-c chat_ui=true, -c tracing=true): the chat UI's Cognito pool on the
+# Essentials plan (threat protection is the Plus plan's, billed per active user), and the
+# collector's X-Ray statement, which X-Ray authorizes on '*' only.
+FRONT_DOOR = {
+    "VllmProdStack/ChatUi/UserPool": {"COG2", "COG8"},  # MFA optional here, not required
+    "VllmClusterStack/Tracing/CollectorRole": {"IAM5[Resource::*]"},
+}
+
 # -c cloudwatch=true: the CloudWatch agent's AWS-managed policy (the add-on's documented role).
 CLOUDWATCH = {
     "VllmClusterStack/Observability/CloudWatchAgentRole": {
@@ -236,7 +244,7 @@ def with_models(expected: dict[str, set[str]], models: list[str]) -> dict[str, s
 
 @pytest.mark.parametrize("env_fixture, extra", [
     ("default_env", {}), ("deepseek_env", {}), ("public_efs_env", {}),
-    ("options_env", CLOUDWATCH),
+    ("options_env", CLOUDWATCH), ("front_door_env", FRONT_DOOR),
 ])
 def test_every_acknowledged_finding_of_an_environment_is_reviewed(env_fixture, extra, request):
     env = request.getfixturevalue(env_fixture)

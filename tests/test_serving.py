@@ -351,7 +351,8 @@ def test_leak_scan_detects_a_planted_key():
     assert not secret_leaks('{"GenerateSecretString": {"PasswordLength": 48}}')
 
 
-@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env", "public_efs_env"])
+@pytest.mark.parametrize("env_fixture", ["default_env", "deepseek_env", "public_efs_env",
+                                         "front_door_env"])
 def test_no_secret_value_in_any_synthesized_file(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
     files = env.text_files()

@@ -31,7 +31,7 @@ CFN_LINT_IGNORED = {
 
 
 # options_env: two models behind the router and every option away from its default.
-@pytest.mark.parametrize("env_fixture", ["default_env", "options_env"])
+@pytest.mark.parametrize("env_fixture", ["default_env", "options_env", "front_door_env"])
 def test_cfn_lint_reports_no_errors(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
     templates = sorted(str(p) for p in env.outdir.glob("*.template.json"))
@@ -56,7 +56,8 @@ def test_cfn_lint_catches_a_broken_template(tmp_path, default_env):
 
 # deepseek_env renders the same kinds as default_env; multinode_env adds the
 # LeaderWorkerSet and the EFA pool, options_env the second model and the router's options.
-@pytest.mark.parametrize("env_fixture", ["default_env", "options_env", "multinode_env"])
+@pytest.mark.parametrize("env_fixture", ["default_env", "options_env", "multinode_env",
+                                         "front_door_env"])
 def test_every_manifest_is_valid_kubernetes(env_fixture, request):
     env = request.getfixturevalue(env_fixture)
     objects = env.manifests()

@@ -102,6 +102,21 @@ LWS_VERSION = "0.10.0"
 LWS_CHART_REPOSITORY = "oci://registry.k8s.io/lws/charts/lws"
 LWS_IMAGE_TAG = f"v{LWS_VERSION}"
 
+# Open WebUI (-c chat_ui=true only): the official chart (open-webui/helm-charts,
+# charts/open-webui) and its image tag (the chart's appVersion), pinned here rather than
+# left to the chart's default.
+OPEN_WEBUI_CHART_VERSION = "16.0.0"
+OPEN_WEBUI_CHART_REPOSITORY = "https://helm.openwebui.com/"
+OPEN_WEBUI_IMAGE_TAG = "0.11.0"
+
+# OpenTelemetry collector (-c tracing=true only): the upstream chart
+# (open-telemetry/opentelemetry-helm-charts, charts/opentelemetry-collector) and the
+# contrib image, the distribution with the awsxray exporter; tag = the chart's appVersion.
+OTEL_COLLECTOR_CHART_VERSION = "0.170.0"
+OTEL_COLLECTOR_CHART_REPOSITORY = "https://open-telemetry.github.io/opentelemetry-helm-charts"
+OTEL_COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib"
+OTEL_COLLECTOR_IMAGE_TAG = "0.158.0"
+
 # EFA (-c efa=true only). The device plugin chart (aws/eks-charts, stable/aws-efa-k8s-
 # device-plugin at tag v0.0.242) and its image tag (the chart's appVersion); the EFA
 # installer the EFA vLLM image (vllm_eks/images/vllm-efa) adds to VLLM_IMAGE: it brings

@@ -16,15 +16,20 @@ from ..regions import KNOWN_REGIONS
 from .environment import (
     AutoscalingConfig,
     BenchDataset,
+    WAF_RATE_LIMIT_RANGE,
     BenchmarkConfig,
+    ChatUiConfig,
     ClusterConfig,
+    CognitoMfa,
     ConfigError,
     EndpointConfig,
     EndpointScheme,
+    EndpointType,
     EnvironmentConfig,
     ModelConfig,
     NetworkConfig,
     ObservabilityConfig,
+    TracingConfig,
     field_default,
     resolved_gpu_limit,
     surge_gpus,
@@ -43,6 +48,9 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 _CERTIFICATE_ARN = re.compile(
     r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$"
 )
+_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}:secret:[\w/+=.@-]+$")
+_ISSUER = re.compile(r"^https://[a-z0-9.-]+(:\d+)?(/[\w./~%-]*)?$", re.IGNORECASE)
 # ECR accepts upstream credentials only from secrets named `ecr-pullthroughcache/...`.
 _PULL_THROUGH_SECRET_ARN = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}:secret:"
@@ -77,7 +85,9 @@ def _parse(ctx: ContextReader) -> EnvironmentConfig:
         network=network,
         cluster=cluster,
         model_source=model_source,
-        endpoint=_parse_endpoint(ctx, region, network),
+        endpoint=(endpoint := _parse_endpoint(ctx, region, network)),
+        chat_ui=_parse_chat_ui(ctx, region, endpoint),
+        tracing=_parse_tracing(ctx),
         observability=_parse_observability(ctx),
         docker_hub_secret_arn=_parse_docker_hub_secret(ctx, region),
         efa=_parse_efa(ctx, models),
@@ -220,12 +230,94 @@ def _parse_endpoint(ctx: ContextReader, region: str, network: NetworkConfig) -> 
             f"-c endpoint_hostname={hostname!r} is not a DNS name; pass e.g. "
             "-c endpoint_hostname=llm.example.com"
         )
+    endpoint_type = ctx.choice("endpoint_type", EndpointType, EndpointConfig().type,
+                               "a load balancer type")
+    waf = ctx.boolean("waf", EndpointConfig().waf)
+    low, high = WAF_RATE_LIMIT_RANGE
+    rate_limit = ctx.integer("waf_rate_limit", EndpointConfig().waf_rate_limit, minimum=1)
+    if not low <= rate_limit <= high:
+        raise ConfigError(
+            f"-c waf_rate_limit={rate_limit} is outside what AWS WAF accepts ({low} to "
+            f"{high:,} requests per IP per 5 minutes); pass e.g. -c waf_rate_limit=2000")
+    if endpoint_type is EndpointType.NLB:
+        # An NLB forwards every path. The router answers /sleep itself, with its own API
+        # key (any client could put a model to sleep), and /engines, /metrics and
+        # /v1/models (the weights' location) without a key; it has no setting to turn
+        # them off. Until a path filter runs in front of it, an NLB is refused.
+        raise ConfigError(
+            "-c endpoint_type=nlb is refused for now: an NLB cannot filter paths, and the "
+            "router answers /sleep (with its own key: anyone could put a model to sleep), "
+            "/engines, /metrics and /v1/models without the API key (README, \"Public "
+            "endpoints\"); use -c endpoint_type=alb, whose listener forwards only the API's "
+            "paths (long streams: its idle timeout is 900 s between bytes)")
     return EndpointConfig(
         scheme=scheme,
         certificate_arn=certificate_arn,
         allowed_cidrs=cidrs or (network.cidr,),
         hostname=hostname,
+        type=endpoint_type,
+        waf=waf,
+        waf_rate_limit=rate_limit,
     )
+
+
+def _parse_chat_ui(ctx: ContextReader, region: str, endpoint: EndpointConfig) -> ChatUiConfig:
+    enabled = ctx.boolean("chat_ui", ChatUiConfig().enabled)
+    issuer, client_id = ctx.string("oidc_issuer"), ctx.string("oidc_client_id")
+    secret_arn = ctx.string("oidc_client_secret_arn")
+    mfa = ctx.choice("cognito_mfa", CognitoMfa, ChatUiConfig().mfa, "an MFA setting")
+    given = [key for key, value in (("oidc_issuer", issuer), ("oidc_client_id", client_id),
+                                    ("oidc_client_secret_arn", secret_arn)) if value]
+    if not enabled:
+        if given or mfa is not CognitoMfa.OFF:
+            key = given[0] if given else "cognito_mfa"
+            raise ConfigError(f"-c {key} configures the chat UI's sign-in; add -c chat_ui=true "
+                              "or leave it out")
+        return ChatUiConfig()
+    if endpoint.type is not EndpointType.ALB:
+        raise ConfigError("-c chat_ui=true signs users in at an ALB: use -c endpoint_type=alb")
+    if endpoint.certificate_arn is None or endpoint.hostname is None:
+        raise ConfigError(
+            "-c chat_ui=true needs HTTPS on a name of yours (sign-in redirects back to it): "
+            "pass -c certificate_arn=arn:aws:acm:<region>:<account>:certificate/<uuid> and "
+            "-c endpoint_hostname=<a name the certificate covers>")
+    if given and issuer is None:
+        raise ConfigError(f"-c {given[0]} needs -c oidc_issuer=https://<your identity "
+                          "provider's issuer URL>")
+    if issuer is not None:
+        if not _ISSUER.match(issuer):
+            raise ConfigError(f"-c oidc_issuer={issuer!r} is not an https:// issuer URL; pass "
+                              "e.g. -c oidc_issuer=https://login.example.com/realms/main")
+        if client_id is None:
+            raise ConfigError("-c oidc_issuer needs -c oidc_client_id=<the client ID your "
+                              "identity provider issued for this UI>")
+        if secret_arn is None:
+            raise ConfigError("-c oidc_issuer needs -c oidc_client_secret_arn=<the Secrets "
+                              "Manager ARN of the client secret>")
+        match = _SECRET_ARN.match(secret_arn)
+        if not match:
+            raise ConfigError(f"-c oidc_client_secret_arn={secret_arn!r} is not a Secrets "
+                              "Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:"
+                              "secret:<name>)")
+        if match["region"] != region:
+            raise ConfigError(f"-c oidc_client_secret_arn is in {match['region']}; "
+                              f"CloudFormation reads it from {region}: copy the secret there")
+        if mfa is not CognitoMfa.OFF:
+            raise ConfigError("-c cognito_mfa applies to the user pool's own users; with -c "
+                              "oidc_issuer your identity provider asks for MFA: leave it out")
+    return ChatUiConfig(enabled=True, oidc_issuer=issuer, oidc_client_id=client_id,
+                        oidc_client_secret_arn=secret_arn, mfa=mfa)
+
+
+def _parse_tracing(ctx: ContextReader) -> TracingConfig:
+    enabled = ctx.boolean("tracing", TracingConfig().enabled)
+    ratio = ctx.number("tracing_sampling_ratio", TracingConfig().sampling_ratio)
+    if ratio > 1:
+        raise ConfigError(f"-c tracing_sampling_ratio={ratio:g} is a share of requests: pass a "
+                          "number above 0 and at most 1, e.g. 0.1")
+    if not enabled and ctx.raw("tracing_sampling_ratio") is not None:
+        raise ConfigError("-c tracing_sampling_ratio needs -c tracing=true")
+    return TracingConfig(enabled=enabled, sampling_ratio=ratio)
 
 
 def _parse_network(ctx: ContextReader, region: str) -> NetworkConfig:

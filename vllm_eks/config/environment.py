@@ -56,9 +56,23 @@ class EndpointScheme(enum.Enum):
     INTERNET_FACING = "internet-facing"
 
 
+class EndpointType(enum.Enum):
+    """The load balancer in front of the router."""
+
+    ALB = "alb"  # HTTP routing: only the API's paths reach the router; WAF; the chat UI
+    # TLS at layer 4. Refused for now (config/context.py): every path would reach the
+    # router, which answers /sleep and /engines without the client's key.
+    NLB = "nlb"
+
+
+# AWS WAF's rate-based rules count requests per IP over 5 minutes; the smallest limit
+# WAF accepts (AWS::WAFv2::WebACL RateBasedStatement.Limit) and the largest.
+WAF_RATE_LIMIT_RANGE = (10, 2_000_000_000)
+
+
 @dataclass(frozen=True, kw_only=True)
 class EndpointConfig:
-    """The HTTPS endpoint (an ALB) in front of the vLLM service."""
+    """The HTTPS endpoint (an ALB, or an NLB) in front of the vLLM service."""
 
     scheme: EndpointScheme = EndpointScheme.INTERNAL
     certificate_arn: str | None = None  # None: HTTP only, allowed for internal endpoints
@@ -66,10 +80,49 @@ class EndpointConfig:
     # The name clients use (a CNAME/alias to the ALB you manage); None: the ALB's own DNS
     # name. With HTTPS it must match the certificate, or TLS clients refuse the endpoint.
     hostname: str | None = None
+    type: EndpointType = EndpointType.ALB
+    # An internet-facing ALB gets an AWS WAF web ACL (managed rules and a per-IP rate
+    # limit, requests per 5 minutes); False: none.
+    waf: bool = True
+    waf_rate_limit: int = 2000
 
     @property
     def https(self) -> bool:
         return self.certificate_arn is not None
+
+    @property
+    def web_acl(self) -> bool:
+        """Whether the endpoint's load balancer gets the web ACL."""
+        return (self.waf and self.scheme is EndpointScheme.INTERNET_FACING
+                and self.type is EndpointType.ALB)
+
+
+class CognitoMfa(enum.Enum):
+    """Multi-factor sign-in of the chat UI's Cognito user pool (TOTP apps)."""
+
+    OFF = "off"
+    OPTIONAL = "optional"  # each user may enrol
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatUiConfig:
+    """Open WebUI behind the endpoint's ALB, signed in at the load balancer: a Cognito user
+    pool of the stack, or the user's OIDC provider federated into it."""
+
+    enabled: bool = False
+    oidc_issuer: str | None = None  # None: the pool's own users (admins create them)
+    oidc_client_id: str | None = None
+    oidc_client_secret_arn: str | None = None  # Secrets Manager; read by CloudFormation
+    mfa: CognitoMfa = CognitoMfa.OFF
+
+
+@dataclass(frozen=True, kw_only=True)
+class TracingConfig:
+    """vLLM's OpenTelemetry traces through an in-cluster collector to AWS X-Ray."""
+
+    enabled: bool = False
+    sampling_ratio: float = 0.1  # of requests traced (parent-based, trace ID ratio)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +228,8 @@ class EnvironmentConfig:
     # placement group, the EFA device plugin and a vLLM image with the EFA libraries.
     efa: bool = False
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    chat_ui: ChatUiConfig = field(default_factory=ChatUiConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
     # vLLM's torch.compile cache shared on EFS, per placement (README, "Cold start").
     compile_cache: bool = True
     # GPU nodes pull images with Bottlerocket's SOCI snapshotter in parallel pull/unpack

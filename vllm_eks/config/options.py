@@ -23,8 +23,11 @@ from ..models.planner import (
     PlanRequest,
 )
 from .environment import (
+    WAF_RATE_LIMIT_RANGE,
     AutoscalingConfig,
     BenchmarkConfig,
+    ChatUiConfig,
+    TracingConfig,
     ClusterConfig,
     ConfigError,
     EndpointConfig,
@@ -74,6 +77,8 @@ _NETWORK = NetworkConfig()
 _OBSERVABILITY = ObservabilityConfig()
 _AUTOSCALING = AutoscalingConfig()
 _BENCHMARK = BenchmarkConfig()
+_CHAT_UI = ChatUiConfig()
+_TRACING = TracingConfig()
 
 CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
     ContextOption("models", _code(DEFAULT_MODEL_KEY),
@@ -163,6 +168,34 @@ CONTEXT_OPTIONS: tuple[ContextOption, ...] = (
     ContextOption("endpoint_allowed_cidrs", "the VPC CIDR",
                   "comma-separated client CIDRs the load balancer accepts; required for "
                   "`internet-facing` (`0.0.0.0/0` to open it)"),
+    ContextOption("endpoint_type", _code(EndpointConfig().type),
+                  "`alb` (HTTP routing: only the API's paths reach the router; WAF; the chat "
+                  "UI); `nlb` is refused until a path filter runs in front of the router (see "
+                  "\"Public endpoints\")"),
+    ContextOption("waf", _code(EndpointConfig().waf),
+                  "an internet-facing ALB gets an AWS WAF web ACL (AWS managed common and "
+                  "known-bad-inputs rules, a per-IP rate limit, logs to CloudWatch); `false`: "
+                  "none"),
+    ContextOption("waf_rate_limit", _code(EndpointConfig().waf_rate_limit),
+                  f"requests per client IP per 5 minutes before WAF blocks it "
+                  f"({WAF_RATE_LIMIT_RANGE[0]} at least)"),
+    ContextOption("chat_ui", _code(_CHAT_UI.enabled),
+                  "`true`: Open WebUI at the endpoint's hostname, signed in at the ALB "
+                  "(needs `certificate_arn` and `endpoint_hostname`; see \"Chat UI and "
+                  "sign-in\")"),
+    ContextOption("oidc_issuer", "none (a Cognito user pool)",
+                  "your OIDC identity provider's issuer URL: the chat UI's users sign in there "
+                  "(federated through the stack's Cognito user pool)"),
+    ContextOption("oidc_client_id", "none", "the client ID your identity provider issued"),
+    ContextOption("oidc_client_secret_arn", "none",
+                  "Secrets Manager ARN of that client's secret (read by CloudFormation)"),
+    ContextOption("cognito_mfa", _code(_CHAT_UI.mfa),
+                  "the user pool's MFA: `off`, `optional` or `required` (TOTP apps)"),
+    ContextOption("tracing", _code(_TRACING.enabled),
+                  "`true`: vLLM sends OpenTelemetry traces to an in-cluster collector that "
+                  "exports to AWS X-Ray (see \"Traces\")"),
+    ContextOption("tracing_sampling_ratio", _code(f"{_TRACING.sampling_ratio:g}"),
+                  "share of requests traced (above 0, at most 1)"),
     ContextOption("efa", _code(field_default(EnvironmentConfig, "efa")),
                   "`true`: multi-node models talk over EFA (their own node pool in one zone "
                   "with a cluster placement group, the EFA device plugin, a vLLM image with "

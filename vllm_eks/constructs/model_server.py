@@ -22,6 +22,7 @@ from ..k8s_charts.benchmark import (
     benchmark_results_prefix,
 )
 from ..k8s_charts.model_pods import server_account
+from ..k8s_charts.tracing import TraceExport
 from ..k8s_charts.vllm import VllmChart, VllmChartProps, app_name
 from ..k8s_charts.vllm_lws import LWS_API_VERSION, VllmLwsChart
 from ..k8s_charts.vllm_observability import VllmObservabilityChart, VllmObservabilityProps
@@ -65,6 +66,7 @@ class ModelServerProps:
     # (one model's does: they are shared).
     stage_datasets: bool = False
     compile_cache: bool = True  # vLLM's torch.compile cache on EFS (VllmChartProps)
+    tracing: TraceExport | None = None  # vLLM's traces to the collector; None: off
 
 
 class ModelServer:
@@ -192,6 +194,7 @@ class ModelServer:
             image_cache_prefix=props.image_cache_prefix,
             gpu_limit=props.gpu_limit,
             compile_cache=props.compile_cache,
+            tracing=props.tracing,
             image=props.efa_image,
             image_key=props.efa_image_key,
             efa_interfaces=props.efa_interfaces,

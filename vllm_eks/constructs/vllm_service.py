@@ -21,6 +21,7 @@ from ..k8s_charts.router import (
     RouterChartProps,
     router_url,
 )
+from ..k8s_charts.tracing import TraceExport
 from ..models import GPU_INSTANCES
 from ..models.instances import efa_interfaces
 from ..models.sources import ModelSource
@@ -54,12 +55,18 @@ class VllmServiceProps:
     efa_models: frozenset[str] = frozenset()
     efa_image: str | None = None
     efa_image_key: str | None = None  # its name in the compile cache (efa.efa_image_key)
+    web_acl_arn: str | None = None  # the endpoint's AWS WAF web ACL; None: none
+    # The ALB's Ingress group when another Ingress shares it (the chat UI); None: none.
+    ingress_group: str | None = None
+    # Pods of other namespaces that call the router, (namespace, labels): the chat UI.
+    router_clients: tuple[tuple[str, dict[str, str]], ...] = ()
     # Applied before the service (the namespace, its policies and the cache claim).
     # (): no ordering within the stack.
     after: tuple[Construct, ...] = ()
     # Every model's benchmark CronJobs (README, "Benchmark the endpoint"); None: none.
     benchmark: BenchmarkConfig | None = None
     compile_cache: bool = True  # vLLM's torch.compile cache on EFS
+    tracing: TraceExport | None = None  # vLLM's traces to the collector; None: off
 
 
 class VllmService(Construct):
@@ -99,6 +106,7 @@ class VllmService(Construct):
                 **self._efa(model),
                 benchmark=props.benchmark, benchmark_url=router_url(props.namespace),
                 stage_datasets=model is props.models[0], compile_cache=props.compile_cache,
+                tracing=props.tracing,
                 after=props.after))
 
         self.router_role = pod_identity_role(
@@ -138,7 +146,10 @@ class VllmService(Construct):
             region=props.region,
             ingress=IngressSettings(scheme=endpoint.scheme.value,
                                     certificate_arn=endpoint.certificate_arn,
-                                    allowed_cidrs=endpoint.allowed_cidrs),
+                                    allowed_cidrs=endpoint.allowed_cidrs,
+                                    web_acl_arn=props.web_acl_arn,
+                                    group=props.ingress_group),
+            clients=props.router_clients,
             served_models=tuple(model.served_name for model in props.models),
             load_balancer_cidrs=self._load_balancer_cidrs(),
             namespace=props.namespace,

@@ -79,6 +79,10 @@ class IngressSettings:
     certificate_arn: str | None  # None: HTTP only
     allowed_cidrs: tuple[str, ...]
     idle_timeout_seconds: int = 900  # long non-streamed generations must not be cut
+    web_acl_arn: str | None = None  # the AWS WAF web ACL (may be a CDK token); None: none
+    # An ALB shared with other Ingresses (the chat UI's): its group name; None: its own.
+    group: str | None = None
+    group_order: int = 10  # the API's exact paths before the chat UI's catch-all
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +106,9 @@ class RouterChartProps:
     # updates; whichever address the policy engine sees must be allowed. A narrower list
     # (the VPC CIDR and the Service's ClusterIP) works where that is known to hold.
     api_server_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    # Pods of other namespaces that call the router in-cluster, by (namespace, pod labels):
+    # the chat UI's.
+    clients: tuple[tuple[str, dict[str, str]], ...] = ()
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -205,6 +212,11 @@ class RouterChart(RouterPodMixin, cdk8s.Chart):
             })
         else:
             annotations["alb.ingress.kubernetes.io/listen-ports"] = '[{"HTTP": 80}]'
+        if ingress.web_acl_arn:
+            annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"] = ingress.web_acl_arn
+        if ingress.group:
+            annotations["alb.ingress.kubernetes.io/group.name"] = ingress.group
+            annotations["alb.ingress.kubernetes.io/group.order"] = str(ingress.group_order)
         return annotations
 
     def metric_relabelings(self) -> list[dict]:
@@ -304,6 +316,9 @@ class RouterChart(RouterPodMixin, cdk8s.Chart):
             pod_selector=k8s.LabelSelector(match_labels=BENCHMARK_LABELS))]
         api_server = [k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr))
                       for cidr in self.props.api_server_cidrs]
+        clients = [k8s.NetworkPolicyPeer(namespace_selector=namespace(name),
+                                         pod_selector=k8s.LabelSelector(match_labels=labels))
+                   for name, labels in self.props.clients]
         # DNS is also opened namespace-wide by the namespace chart; stated here so the
         # router's policy is complete on its own.
         dns = [k8s.NetworkPolicyPeer(
@@ -318,7 +333,9 @@ class RouterChart(RouterPodMixin, cdk8s.Chart):
                 policy_types=["Ingress", "Egress"],
                 ingress=[k8s.NetworkPolicyIngressRule(from_=load_balancer, ports=tcp(PORT)),
                          k8s.NetworkPolicyIngressRule(from_=prometheus, ports=tcp(PORT)),
-                         k8s.NetworkPolicyIngressRule(from_=benchmarks, ports=tcp(PORT))],
+                         k8s.NetworkPolicyIngressRule(from_=benchmarks, ports=tcp(PORT)),
+                         *([k8s.NetworkPolicyIngressRule(from_=clients, ports=tcp(PORT))]
+                           if clients else [])],
                 # No AWS API: the CSI driver fetches the key with the pod's identity.
                 egress=[k8s.NetworkPolicyEgressRule(to=models, ports=tcp(ENGINE_PORT)),
                         k8s.NetworkPolicyEgressRule(to=api_server, ports=tcp(443)),

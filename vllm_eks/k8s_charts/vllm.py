@@ -21,6 +21,7 @@ from ..models.sources import ModelSource
 from ..vllm_cli import check_profile_args, check_server_args
 from .model_pods import MODEL_SELECTOR, ROUTER_LABELS, app_name, server_account
 from .objects import secret_provider_class, surge_rollout
+from .tracing import TraceExport
 from .vllm_networking import VllmNetworkingMixin
 from .vllm_pod import (
     CACHE_DIR,
@@ -80,6 +81,8 @@ class VllmChartProps:
     # vLLM's torch.compile cache on the shared EFS volume (a later replica of the same
     # placement skips compiling); False: in the pod's own cache volume.
     compile_cache: bool = True
+    # vLLM's OpenTelemetry traces to the in-cluster collector (-c tracing=true); None: off.
+    tracing: TraceExport | None = None
 
 
 class VllmChart(VllmPodSpecMixin, VllmNetworkingMixin, cdk8s.Chart):

@@ -210,4 +210,5 @@ class VllmLwsChart(VllmChart):
             spec=k8s.NetworkPolicySpec(
                 pod_selector=group, policy_types=["Ingress", "Egress"],
                 ingress=[k8s.NetworkPolicyIngressRule(from_=peers)],
-                egress=[k8s.NetworkPolicyEgressRule(to=peers), *egress_to_aws_apis()]))
+                egress=[k8s.NetworkPolicyEgressRule(to=peers), *egress_to_aws_apis(),
+                        *([self.props.tracing.egress()] if self.props.tracing else [])]))

@@ -53,6 +53,7 @@ class VllmNetworkingMixin:
                 policy_types=["Ingress", "Egress"],
                 ingress=[k8s.NetworkPolicyIngressRule(from_=router, ports=port),
                          k8s.NetworkPolicyIngressRule(from_=prometheus, ports=port)],
-                egress=egress_to_aws_apis(),
+                egress=[*egress_to_aws_apis(),
+                        *([self.props.tracing.egress()] if self.props.tracing else [])],
             ),
         )

@@ -134,6 +134,8 @@ class VllmPodSpecMixin:
                 loader["distributed"] = True  # each rank streams only its own shards
             args += ["--load-format", "runai_streamer",
                      "--model-loader-extra-config", json.dumps(loader, separators=(",", ":"))]
+        if self.props.tracing is not None:
+            args += ["--otlp-traces-endpoint", self.props.tracing.endpoint]
         return args + list(self.model.extra_args)
 
     def env(self) -> list[k8s.EnvVar]:
@@ -158,6 +160,8 @@ class VllmPodSpecMixin:
             values["HF_HUB_OFFLINE"] = "1"  # everything comes from S3 / EFS
         if self.props.compile_cache:
             values["VLLM_CACHE_ROOT"] = COMPILE_CACHE_DIR
+        if self.props.tracing is not None:
+            values.update(self.props.tracing.env(service_name=self.name))
         return [k8s.EnvVar(name=k, value=v) for k, v in values.items()]
 
     @property

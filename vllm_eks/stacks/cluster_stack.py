@@ -27,6 +27,7 @@ from ..constructs.efa import EfaDevicePlugin, EfaDevicePluginProps
 from ..constructs.image_cache import ImageCache, ImageCacheProps
 from ..install_order import in_lane
 from ..constructs.lws import LeaderWorkerSet, LeaderWorkerSetProps
+from ..constructs.tracing import Tracing, TracingProps
 from ..constructs.model_store import ModelStore
 from ..constructs.observability import GRAFANA_SERVICE
 from ..k8s_charts.karpenter_efa import EfaPoolSettings
@@ -108,6 +109,10 @@ class ClusterStack(cdk.Stack):
             # Only when a model spans nodes: one more controller for nothing otherwise.
             self.lws = LeaderWorkerSet(self, "LeaderWorkerSet", props=LeaderWorkerSetProps(
                 cluster=cluster, after=(workloads_ready,)))
+        if config.tracing.enabled:
+            self.tracing = Tracing(self, "Tracing", props=TracingProps(
+                cluster=cluster, region=config.region, pod_identity_agent=pod_identity_agent,
+                after=(self.observability.namespace,)))
         # On `cdk destroy`, removes the load balancers and Karpenter nodes the
         # controllers created, before the controllers go (docs/teardown.md).
         self.teardown_guard = TeardownGuard(
@@ -154,13 +159,15 @@ class ClusterStack(cdk.Stack):
           - the TeardownGuard's RBAC manifest and the Karpenter CRDs (no pods: both apply
             while the nodes start), the Secrets Store AWS provider (the first lane's kube-prometheus-stack waits for it), the
             Karpenter controller, the EFA device plugin;
-          - the ALB controller (the models' Ingress waits for it), KEDA, LeaderWorkerSet.
+          - the ALB controller (the models' Ingress waits for it), KEDA, LeaderWorkerSet,
+            the OpenTelemetry collector.
         """
         in_lane(self.teardown_guard.rbac, self.karpenter.crds, self.secrets_store.provider,
                 self.karpenter.controller,
                 *([self.efa_device_plugin.chart] if config.efa else []))
         in_lane(self.alb_controller.chart, self.observability.keda,
-                *([self.lws.chart] if config.multi_node else []))
+                *([self.lws.chart] if config.multi_node else []),
+                *([self.tracing.chart] if config.tracing.enabled else []))
 
     def _efa_pool(self, config: EnvironmentConfig) -> EfaPoolSettings:
         """A cluster placement group in the environment's first zone, for the EFA pool:

@@ -10,11 +10,17 @@ from constructs import Construct
 
 from ..config import EnvironmentConfig
 from ..constructs.benchmark_gate import BenchmarkGate, BenchmarkGateProps
+from ..constructs.chat_ui import ChatUi, ChatUiProps
 from ..constructs.efa import efa_image_key, efa_vllm_image
 from ..constructs.model_store import ModelStore
 from ..constructs.smoke_test import SmokeTest, SmokeTestProps
 from ..constructs.vllm_service import VllmService, VllmServiceProps
+from ..constructs.waf import EndpointWaf, EndpointWafProps
 from ..k8s_charts import InferenceNamespaceChart, InferenceNamespaceProps, render
+from ..k8s_charts.chat_ui import CHAT_NAMESPACE, CHAT_POD_LABELS
+from ..k8s_charts.router import PORT as ROUTER_PORT
+from ..k8s_charts.router import router_url
+from ..k8s_charts.tracing import TraceExport
 from ..observability.alerts import AlertSettings
 
 
@@ -38,6 +44,13 @@ class ProdStack(cdk.Stack):
         )
         # -c efa=true: built at deploy (needs Docker), pulled by the EFA models' nodes.
         efa_asset = efa_vllm_image(self, "EfaVllmImage") if config.efa else None
+        # An internet-facing ALB gets a web ACL (README, "Public endpoints: WAF").
+        self.waf = (EndpointWaf(self, "EndpointWaf", props=EndpointWafProps(
+            environment_name=config.cluster.name, rate_limit=config.endpoint.waf_rate_limit))
+            if config.endpoint.web_acl else None)
+        # The chat UI shares the endpoint's ALB: the two Ingresses form one group.
+        chat = config.chat_ui.enabled
+        ingress_group = f"{config.cluster.name}-endpoint" if chat else None
         self.service = VllmService(
             self, "VllmService",
             props=VllmServiceProps(
@@ -52,10 +65,29 @@ class ProdStack(cdk.Stack):
                 efa_models=frozenset(model.key for model in config.efa_models),
                 efa_image=efa_asset.image_uri if efa_asset else None,
                 efa_image_key=efa_image_key(efa_asset.asset_hash) if efa_asset else None,
+                web_acl_arn=self.waf.web_acl_arn if self.waf else None,
+                ingress_group=ingress_group,
+                router_clients=((CHAT_NAMESPACE, dict(CHAT_POD_LABELS)),) if chat else (),
                 benchmark=config.benchmark, compile_cache=config.compile_cache,
+                tracing=(TraceExport(sampling_ratio=config.tracing.sampling_ratio)
+                         if config.tracing.enabled else None),
                 after=(namespace,),
             ),
         )
+        if chat:
+            self.chat_ui = ChatUi(self, "ChatUi", props=ChatUiProps(
+                config=config.chat_ui, cluster=cluster, environment_name=config.cluster.name,
+                region=config.region, hostname=config.endpoint.hostname,
+                certificate_arn=config.endpoint.certificate_arn, api_key=self.service.api_key,
+                router_url=router_url(namespace_chart.props.namespace),
+                router_namespace=namespace_chart.props.namespace, router_port=ROUTER_PORT,
+                load_balancer_cidrs=self.service.router_chart.props.load_balancer_cidrs,
+                ingress_group=ingress_group, after=(namespace,)))
+            cdk.CfnOutput(self, "ChatUiUrl", value=f"https://{config.endpoint.hostname}/",
+                          description="Open WebUI; users sign in with the user pool below")
+            cdk.CfnOutput(self, "ChatUiUserPoolId", value=self.chat_ui.user_pool.user_pool_id,
+                          description="aws cognito-idp admin-create-user --user-pool-id <id> "
+                          "--username <email>: adds a user of the chat UI")
         self.smoke_test = SmokeTest(self, "SmokeTest", props=SmokeTestProps(
             vpc=vpc, endpoint_url=self.service.endpoint_url, api_key=self.service.api_key,
             served_model_names=tuple(model.served_name for model in config.models),
