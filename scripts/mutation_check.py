@@ -426,6 +426,49 @@ MUTATIONS: tuple[Mutation, ...] = (
         "            pass",
         ("tests/test_benchmark_gate.py",),
     ),
+    # -- the front door ----------------------------------------------------------------
+    Mutation(
+        "front-door-waf-blocks-long-prompts",
+        "vllm_eks/constructs/waf.py",
+        'self._managed(COMMON_RULE_SET, 0, f"{prefix}-common", count=PROMPT_BODY_RULES),',
+        'self._managed(COMMON_RULE_SET, 0, f"{prefix}-common"),',
+        ("tests/test_front_door.py",),
+    ),
+    Mutation(
+        "front-door-waf-logs-the-api-key",
+        "vllm_eks/constructs/waf.py",
+        '                single_header={"Name": "authorization"})])',
+        '                single_header={"Name": "x-session-id"})])',
+        ("tests/test_front_door.py",),
+    ),
+    Mutation(
+        "front-door-chat-key-in-the-manifest",
+        "vllm_eks/constructs/chat_ui.py",
+        '"openaiApiKey": "",  # the chart would render its default key as plain text',
+        '"openaiApiKeyExistingSecret": "",',
+        ("tests/test_front_door.py",),
+    ),
+    Mutation(
+        "front-door-chat-reachable-from-anywhere",
+        "vllm_eks/k8s_charts/chat_ui.py",
+        "                         for cidr in props.load_balancer_cidrs]",
+        '                         for cidr in ("0.0.0.0/0",)]',
+        ("tests/test_front_door.py",),
+    ),
+    Mutation(
+        "front-door-self-sign-up",
+        "vllm_eks/constructs/chat_ui.py",
+        "            self_sign_up_enabled=False,",
+        "            self_sign_up_enabled=True,",
+        ("tests/test_front_door.py",),
+    ),
+    Mutation(
+        "front-door-traces-without-the-flag",
+        "vllm_eks/k8s_charts/vllm_pod.py",
+        '            args += ["--otlp-traces-endpoint", self.props.tracing.endpoint]',
+        "            pass",
+        ("tests/test_front_door.py",),
+    ),
 )
 
 

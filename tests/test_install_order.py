@@ -26,6 +26,7 @@ REASONS = {
     ("aws-efa-k8s-device-plugin", "karpenter"): LANE,
     ("keda", "aws-load-balancer-controller"): LANE,
     ("lws", "keda"): LANE,
+    ("opentelemetry-collector", "keda"): LANE,
 }
 
 
@@ -44,10 +45,12 @@ def release_waits(template: dict) -> set[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def environments(default_env, multinode_env, options_env):
-    """The default, DeepSeek-R1 over EFA (EFA device plugin, LeaderWorkerSet), and two
-    models with Grafana's ALB."""
-    return {"default": default_env, "multinode": multinode_env, "options": options_env}
+def environments(default_env, multinode_env, options_env, front_door_env):
+    """The default, DeepSeek-R1 over EFA (EFA device plugin, LeaderWorkerSet), two
+    models with Grafana's ALB, and the front door (the OpenTelemetry collector, Open
+    WebUI)."""
+    return {"default": default_env, "multinode": multinode_env, "options": options_env,
+            "front_door": front_door_env}
 
 
 def test_every_release_that_waits_for_another_has_a_reason(environments):
