@@ -114,12 +114,10 @@ def pipeline(tmp_path_factory):
 
 # The front door: an internet-facing endpoint (so WAF), the chat UI signed in at the ALB
 # (a Cognito pool with MFA optional), and traces to X-Ray.
-CERTIFICATE = ("arn:aws:acm:us-east-1:111111111111:certificate/"
-               "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
 FRONT_DOOR_CONTEXT = {
     "endpoint_scheme": "internet-facing",
     "endpoint_allowed_cidrs": "203.0.113.0/24",
-    "certificate_arn": CERTIFICATE,
+    "certificate_arn": CERTIFICATE_ARN,
     "endpoint_hostname": "llm.example.com",
     "chat_ui": "true",
     "cognito_mfa": "optional",

@@ -17,7 +17,8 @@ from vllm_eks.k8s_charts.router import ROUTER_NAME
 from vllm_eks.k8s_charts.tracing import COLLECTOR_POD_LABELS, OTLP_GRPC_PORT
 from vllm_eks.vllm_cli import check_server_args
 
-from .conftest import CERTIFICATE, FRONT_DOOR_CONTEXT
+from .conftest import CERTIFICATE_ARN as CERTIFICATE
+from .conftest import FRONT_DOOR_CONTEXT
 from .helm_values import CHART_FIXTURES, chart_defaults, merge
 from .support import render_intrinsics, synth_environment
 

@@ -11,7 +11,7 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from .model_pods import ROUTER_LABELS
-from .objects import secret_provider_class
+from .objects import dns_egress, namespace_selector, secret_provider_class, tcp_ports
 from .pod_security import pod_security_admission_labels
 
 CHAT_NAMESPACE = "chat"
@@ -65,32 +65,20 @@ class ChatUiChart(cdk8s.Chart):
                 pod_selector=k8s.LabelSelector(match_labels=CHAT_POD_LABELS),
                 policy_types=["Ingress", "Egress"],
                 ingress=[k8s.NetworkPolicyIngressRule(from_=load_balancer,
-                                                      ports=_tcp(CHAT_PORT))],
+                                                      ports=tcp_ports(CHAT_PORT))],
                 egress=self.egress()))
 
     def egress(self) -> list[k8s.NetworkPolicyEgressRule]:
         """The router (the endpoint in-cluster), DNS, and HTTPS (Open WebUI fetches its
         embedding model from Hugging Face at its first start)."""
-        def namespace(name: str) -> k8s.LabelSelector:
-            return k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": name})
-
         return [
             k8s.NetworkPolicyEgressRule(
                 to=[k8s.NetworkPolicyPeer(
-                    namespace_selector=namespace(self.props.router_namespace),
+                    namespace_selector=namespace_selector(self.props.router_namespace),
                     pod_selector=k8s.LabelSelector(match_labels=ROUTER_LABELS))],
-                ports=_tcp(self.props.router_port)),
-            k8s.NetworkPolicyEgressRule(
-                to=[k8s.NetworkPolicyPeer(
-                    namespace_selector=namespace("kube-system"),
-                    pod_selector=k8s.LabelSelector(match_labels={"k8s-app": "kube-dns"}))],
-                ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(53),
-                                             protocol=protocol) for protocol in ("UDP", "TCP")]),
+                ports=tcp_ports(self.props.router_port)),
+            dns_egress(),
             k8s.NetworkPolicyEgressRule(
                 to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr="0.0.0.0/0"))],
-                ports=_tcp(443)),
+                ports=tcp_ports(443)),
         ]
-
-
-def _tcp(port: int) -> list[k8s.NetworkPolicyPort]:
-    return [k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(port), protocol="TCP")]

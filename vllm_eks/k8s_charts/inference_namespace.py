@@ -11,6 +11,7 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 from ..models import DeploymentPlan
+from .objects import dns_egress
 from .pod_security import pod_security_admission_labels
 from .storage import EFS_STORAGE_CLASS
 
@@ -93,18 +94,11 @@ class InferenceNamespaceChart(cdk8s.Chart):
             spec=k8s.NetworkPolicySpec(pod_selector=everything,
                                        policy_types=["Ingress", "Egress"]),
         )
-        dns_ports = [k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(53),
-                                           protocol=protocol) for protocol in ("UDP", "TCP")]
         k8s.KubeNetworkPolicy(
             self, "AllowDns", metadata=k8s.ObjectMeta(name="allow-dns", **meta),
             spec=k8s.NetworkPolicySpec(
                 pod_selector=everything, policy_types=["Egress"],
-                egress=[k8s.NetworkPolicyEgressRule(
-                    to=[k8s.NetworkPolicyPeer(
-                        namespace_selector=k8s.LabelSelector(
-                            match_labels={"kubernetes.io/metadata.name": "kube-system"}),
-                        pod_selector=k8s.LabelSelector(match_labels={"k8s-app": "kube-dns"}))],
-                    ports=dns_ports)]),
+                egress=[dns_egress()]),
         )
 
 

@@ -10,6 +10,25 @@ from cdk8s_plus_35 import k8s
 from constructs import Construct
 
 
+def namespace_selector(name: str) -> k8s.LabelSelector:
+    """A NetworkPolicy peer's namespace, by the name label Kubernetes sets on every one."""
+    return k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": name})
+
+
+def tcp_ports(port: int) -> list[k8s.NetworkPolicyPort]:
+    return [k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(port), protocol="TCP")]
+
+
+def dns_egress() -> k8s.NetworkPolicyEgressRule:
+    """Out to the cluster DNS (CoreDNS in kube-system) on 53, UDP and TCP."""
+    return k8s.NetworkPolicyEgressRule(
+        to=[k8s.NetworkPolicyPeer(
+            namespace_selector=namespace_selector("kube-system"),
+            pod_selector=k8s.LabelSelector(match_labels={"k8s-app": "kube-dns"}))],
+        ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(53), protocol=protocol)
+               for protocol in ("UDP", "TCP")])
+
+
 def custom_resource(scope: Construct, construct_id: str, *, api_version: str, kind: str,
                     name: str, spec: dict, labels: dict[str, str],
                     namespace: str | None = None) -> cdk8s.ApiObject:

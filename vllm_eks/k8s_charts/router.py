@@ -29,8 +29,11 @@ from .monitoring import PROMETHEUS_SELECTOR_LABELS
 from .objects import (
     cluster_ip_service,
     custom_resource,
+    dns_egress,
+    namespace_selector,
     secret_provider_class,
     surge_rollout,
+    tcp_ports,
 )
 from .router_pod import (
     DRAIN_SECONDS,
@@ -299,47 +302,35 @@ class RouterChart(RouterPodMixin, cdk8s.Chart):
                     for path in self.ingress_paths()]))]))
 
     def _network_policy(self) -> None:
-        def tcp(port: int) -> list[k8s.NetworkPolicyPort]:
-            return [k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(port),
-                                          protocol="TCP")]
-
-        def namespace(name: str) -> k8s.LabelSelector:
-            return k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": name})
-
         load_balancer = [k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr))
                          for cidr in self.props.load_balancer_cidrs]
         prometheus = [k8s.NetworkPolicyPeer(
-            namespace_selector=namespace(self.props.monitoring_namespace))]
+            namespace_selector=namespace_selector(self.props.monitoring_namespace))]
         models = [k8s.NetworkPolicyPeer(
             pod_selector=k8s.LabelSelector(match_labels=self.props.model_selector))]
         benchmarks = [k8s.NetworkPolicyPeer(
             pod_selector=k8s.LabelSelector(match_labels=BENCHMARK_LABELS))]
         api_server = [k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr))
                       for cidr in self.props.api_server_cidrs]
-        clients = [k8s.NetworkPolicyPeer(namespace_selector=namespace(name),
+        clients = [k8s.NetworkPolicyPeer(namespace_selector=namespace_selector(name),
                                          pod_selector=k8s.LabelSelector(match_labels=labels))
                    for name, labels in self.props.clients]
-        # DNS is also opened namespace-wide by the namespace chart; stated here so the
-        # router's policy is complete on its own.
-        dns = [k8s.NetworkPolicyPeer(
-            namespace_selector=namespace("kube-system"),
-            pod_selector=k8s.LabelSelector(match_labels={"k8s-app": "kube-dns"}))]
-        dns_ports = [k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(53),
-                                           protocol=protocol) for protocol in ("UDP", "TCP")]
         k8s.KubeNetworkPolicy(
             self, "NetworkPolicy", metadata=self._metadata(),
             spec=k8s.NetworkPolicySpec(
                 pod_selector=k8s.LabelSelector(match_labels=self.app_labels),
                 policy_types=["Ingress", "Egress"],
-                ingress=[k8s.NetworkPolicyIngressRule(from_=load_balancer, ports=tcp(PORT)),
-                         k8s.NetworkPolicyIngressRule(from_=prometheus, ports=tcp(PORT)),
-                         k8s.NetworkPolicyIngressRule(from_=benchmarks, ports=tcp(PORT)),
-                         *([k8s.NetworkPolicyIngressRule(from_=clients, ports=tcp(PORT))]
+                ingress=[k8s.NetworkPolicyIngressRule(from_=load_balancer, ports=tcp_ports(PORT)),
+                         k8s.NetworkPolicyIngressRule(from_=prometheus, ports=tcp_ports(PORT)),
+                         k8s.NetworkPolicyIngressRule(from_=benchmarks, ports=tcp_ports(PORT)),
+                         *([k8s.NetworkPolicyIngressRule(from_=clients, ports=tcp_ports(PORT))]
                            if clients else [])],
                 # No AWS API: the CSI driver fetches the key with the pod's identity.
-                egress=[k8s.NetworkPolicyEgressRule(to=models, ports=tcp(ENGINE_PORT)),
-                        k8s.NetworkPolicyEgressRule(to=api_server, ports=tcp(443)),
-                        k8s.NetworkPolicyEgressRule(to=dns, ports=dns_ports)]))
+                egress=[k8s.NetworkPolicyEgressRule(to=models, ports=tcp_ports(ENGINE_PORT)),
+                        k8s.NetworkPolicyEgressRule(to=api_server, ports=tcp_ports(443)),
+                        # DNS is also opened namespace-wide by the namespace chart;
+                        # stated here so the router's policy is complete on its own.
+                        dns_egress()]))
 
     def _pod_monitor(self) -> None:
         custom_resource(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from cdk8s_plus_35 import k8s
 
 from .monitoring import MONITORING_NAMESPACE
+from .objects import namespace_selector, tcp_ports
 
 COLLECTOR_NAME = "otel-collector"
 OTLP_GRPC_PORT = 4317
@@ -42,8 +43,6 @@ class TraceExport:
         """The model pods' way out to the collector's OTLP port, nothing else there."""
         return k8s.NetworkPolicyEgressRule(
             to=[k8s.NetworkPolicyPeer(
-                namespace_selector=k8s.LabelSelector(
-                    match_labels={"kubernetes.io/metadata.name": self.namespace}),
+                namespace_selector=namespace_selector(self.namespace),
                 pod_selector=k8s.LabelSelector(match_labels=self.pod_labels))],
-            ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(OTLP_GRPC_PORT),
-                                         protocol="TCP")])
+            ports=tcp_ports(OTLP_GRPC_PORT))

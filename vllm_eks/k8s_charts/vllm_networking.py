@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from cdk8s_plus_35 import k8s
 
 from .model_pods import egress_to_aws_apis
-from .objects import cluster_ip_service
+from .objects import cluster_ip_service, namespace_selector
 from .vllm_pod import PORT, PORT_NAME
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ class VllmNetworkingMixin:
         # reach through the load balancer; /invocations and /metrics stay in-cluster.
         router = [k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(
             match_labels=self.props.router_labels))]
-        prometheus = [k8s.NetworkPolicyPeer(namespace_selector=k8s.LabelSelector(
-            match_labels={"kubernetes.io/metadata.name": self.props.monitoring_namespace}))]
+        prometheus = [k8s.NetworkPolicyPeer(
+            namespace_selector=namespace_selector(self.props.monitoring_namespace))]
         k8s.KubeNetworkPolicy(
             self, "NetworkPolicy", metadata=self._metadata(),
             spec=k8s.NetworkPolicySpec(
